@@ -1,0 +1,19 @@
+//! The harness every binary, test and report of this workspace uses.
+//!
+//! Data flows one way: device spec → case steps → observations (CPU, target, oracle) → checks →
+//! verdict → report. Nothing downstream re-runs or re-decides what upstream already decided.
+
+pub mod case;
+pub mod compare;
+pub mod device;
+pub mod host;
+pub mod observe;
+pub mod oracle;
+pub mod report;
+pub mod verdict;
+
+pub use case::{run_case, Case, CaseReport, Variant};
+pub use device::{DeviceSpec, Environment, CANDLE_VERSION, DEVICE_ENV};
+pub use host::HostTensor;
+pub use observe::{Probe, Stopped};
+pub use verdict::Verdict;

@@ -1,0 +1,499 @@
+//! Rendering a `CaseReport`: readable text, JSON, and Markdown ready to paste upstream. Every
+//! sentence here is derived from the report; nothing is re-run or re-decided.
+
+use crate::case::{CaseReport, CheckedStep, VariantReport};
+use crate::compare::Check;
+use crate::observe::{Expected, Outcome};
+use crate::verdict::Verdict;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+fn target_label(r: &CaseReport) -> String {
+    let t = &r.environment.target;
+    match &t.driver {
+        Some(d) => format!("{} ({}, driver {d})", t.location, t.name),
+        None => format!("{} ({})", t.location, t.name),
+    }
+}
+
+fn outcome_cell(o: &Outcome) -> String {
+    o.short()
+}
+
+fn expected_cell(e: &Expected) -> String {
+    match e {
+        Expected::Tensor(t) => format!("{} {:?}", t.dtype.as_str(), t.shape),
+        Expected::Rejected(_) => "rejected".into(),
+    }
+}
+
+fn final_step(v: &VariantReport) -> Option<&CheckedStep> {
+    v.steps.last()
+}
+
+/// The rejection the oracle gave for a caller-error variant.
+fn rejection(v: &VariantReport) -> Option<&crate::oracle::Rejection> {
+    match &final_step(v)?.expected {
+        Expected::Rejected(r) => Some(r),
+        _ => None,
+    }
+}
+
+fn error_message(o: &Outcome) -> Option<&str> {
+    match o {
+        Outcome::Error { message } | Outcome::Panic { message } => Some(message),
+        Outcome::Tensor(_) => None,
+    }
+}
+
+/// What is worth filing about the error messages of caller-error variants: a backend whose
+/// messages do not name the offending argument, and messages that differ between backends.
+pub fn error_findings(r: &CaseReport) -> Vec<String> {
+    let backend = r.target_backend();
+    // (who, argument) -> distinct messages that do not name the argument
+    let mut unnamed: Vec<((String, String), Vec<String>)> = Vec::new();
+    let mut differing: Vec<String> = Vec::new();
+    for v in r
+        .variants
+        .iter()
+        .filter(|v| v.verdict == Verdict::CallerError)
+    {
+        let (Some(step), Some(rej)) = (final_step(v), rejection(v)) else {
+            continue;
+        };
+        let mut messages = vec![("cpu", error_message(&step.reference))];
+        if let Some(t) = &step.target {
+            messages.push((backend, error_message(t)));
+        }
+        for (who, msg) in &messages {
+            let Some(msg) = msg else { continue };
+            let lower = msg.to_lowercase();
+            if rej
+                .keywords
+                .iter()
+                .any(|k| lower.contains(&k.to_lowercase()))
+            {
+                continue;
+            }
+            let key = (who.to_string(), rej.argument.clone());
+            match unnamed.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, list)) if !list.iter().any(|m| m == msg) => list.push(msg.to_string()),
+                Some(_) => {}
+                None => unnamed.push((key, vec![msg.to_string()])),
+            }
+        }
+        if let [(_, Some(a)), (_, Some(b))] = messages.as_slice() {
+            let line = format!("cpu: `{a}` / {backend}: `{b}`");
+            if a != b && !differing.contains(&line) {
+                differing.push(line);
+            }
+        }
+    }
+    let mut findings: Vec<String> = unnamed
+        .into_iter()
+        .map(|((who, arg), msgs)| {
+            let quoted: Vec<String> = msgs.iter().map(|m| format!("`{m}`")).collect();
+            format!(
+                "The {who} error does not say that `{arg}` is the offending argument: {}.",
+                quoted.join(", ")
+            )
+        })
+        .collect();
+    if !differing.is_empty() {
+        findings.push(format!(
+            "The same invalid call fails with different messages on different backends: {}.",
+            differing.join("; ")
+        ));
+    }
+    findings
+}
+
+/// The one-paragraph explanation of the verdict.
+pub fn explanation(r: &CaseReport) -> String {
+    let backend = r.target_backend();
+    let n = r.variants.len();
+    match r.verdict {
+        Verdict::Reproduced => {
+            let bad: Vec<&VariantReport> = r.variants.iter().filter(|v| v.verdict == Verdict::Reproduced).collect();
+            let first = bad[0];
+            let step = first
+                .steps
+                .iter()
+                .find(|s| s.target_vs_oracle.as_ref().is_some_and(|c| !c.agrees()))
+                .expect("a reproduced variant has a disagreeing step");
+            format!(
+                "{backend} disagrees with the oracle in {} of {n} variants. First: `{}` at `{}`: {}.",
+                bad.len(),
+                first.name,
+                step.code,
+                step.target_vs_oracle.as_ref().unwrap().describe()
+            )
+        }
+        Verdict::CallerError => {
+            let bad: Vec<&VariantReport> = r.variants.iter().filter(|v| v.verdict == Verdict::CallerError).collect();
+            let reason = rejection(bad[0]).map(|r| r.reason.clone()).unwrap_or_default();
+            let ok = r.count(Verdict::NotReproduced);
+            format!(
+                "{} of {n} variants make an invalid call, and both cpu and {backend} reject it: {reason}. \
+                 The other {ok} variants (the corrected calls) agree with the oracle on {backend}: dtype, shape and values after every step.",
+                bad.len()
+            )
+        }
+        Verdict::NotReproduced => format!(
+            "{backend} agrees with the oracle and with the cpu on all {n} variants: dtype, shape and values after every step."
+        ),
+        Verdict::Inconclusive => {
+            let callers = r.count(Verdict::CallerError);
+            let mut s = format!(
+                "No accelerator was used (target {}), so the claim about a GPU backend was not tested; run with `--device cuda` or `--device metal`.",
+                r.environment.target.location
+            );
+            if callers > 0 {
+                let reason = r.variants.iter().find_map(rejection).map(|r| r.reason.clone()).unwrap_or_default();
+                let _ = write!(s, " On cpu, {callers} of {n} variants are caller errors: {reason}.");
+            }
+            s
+        }
+    }
+}
+
+fn reference_findings(r: &CaseReport) -> Vec<String> {
+    r.variants
+        .iter()
+        .filter(|v| v.reference_disagrees)
+        .filter_map(|v| {
+            let s = v.steps.iter().find(|s| !s.reference_vs_oracle.agrees())?;
+            Some(format!(
+                "cpu disagrees with the oracle in `{}` at `{}`: {}",
+                v.name,
+                s.code,
+                s.reference_vs_oracle.describe()
+            ))
+        })
+        .collect()
+}
+
+fn header(r: &CaseReport, out: &mut String) {
+    let e = &r.environment;
+    let _ = writeln!(out, "{}: {}", r.case, r.title);
+    let _ = writeln!(out, "claim:     {}", r.claim);
+    let _ = writeln!(out, "source:    {}", r.source);
+    let _ = writeln!(
+        out,
+        "candle:    {} · {} ({})",
+        e.candle_version, e.os, e.arch
+    );
+    let _ = writeln!(out, "target:    {}", target_label(r));
+    let _ = writeln!(
+        out,
+        "reference: cpu ({}) and the plain-Rust oracle",
+        e.reference.name
+    );
+    let _ = writeln!(out, "command:   {}", r.command);
+}
+
+/// The readable report: every variant, every step, both backends.
+pub fn text(r: &CaseReport) -> String {
+    let mut out = String::new();
+    header(r, &mut out);
+    let backend = r.target_backend();
+    let target_col = if r.accelerator_used {
+        backend
+    } else {
+        "(no accelerator)"
+    };
+    for v in &r.variants {
+        let _ = writeln!(out, "\n[{}] {} — {}", v.verdict, v.name, v.about);
+        let w = v
+            .steps
+            .iter()
+            .map(|s| s.code.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let _ = writeln!(
+            out,
+            "    {:<w$}  {:<14} {:<14} {}",
+            "step", "oracle", "cpu", target_col
+        );
+        for s in &v.steps {
+            let target = s.target.as_ref().map(outcome_cell).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {:<w$}  {:<14} {:<14} {}",
+                s.code,
+                expected_cell(&s.expected),
+                outcome_cell(&s.reference),
+                target
+            );
+            if let Some(m) = error_message(&s.reference) {
+                let _ = writeln!(out, "        cpu error: {m}");
+            }
+            if let Some(m) = s.target.as_ref().and_then(error_message) {
+                let _ = writeln!(out, "        {backend} error: {m}");
+            }
+            if let Expected::Rejected(rej) = &s.expected {
+                let _ = writeln!(out, "        oracle: invalid call: {}", rej.reason);
+            }
+            for (who, c) in [
+                ("cpu", Some(&s.reference_vs_oracle)),
+                (backend, s.target_vs_oracle.as_ref()),
+            ] {
+                if let Some(c) = c.filter(|c| !c.agrees()) {
+                    let _ = writeln!(out, "        {who} vs oracle: {}", c.describe());
+                }
+            }
+        }
+    }
+    let _ = writeln!(out);
+    let counts: Vec<String> = [
+        Verdict::Reproduced,
+        Verdict::CallerError,
+        Verdict::NotReproduced,
+        Verdict::Inconclusive,
+    ]
+    .into_iter()
+    .filter_map(|v| {
+        let k = r.count(v);
+        (k > 0).then(|| format!("{k} {v}"))
+    })
+    .collect();
+    let _ = writeln!(
+        out,
+        "variants: {} ({})",
+        r.variants.len(),
+        counts.join(", ")
+    );
+    for f in reference_findings(r) {
+        let _ = writeln!(out, "finding:  {f}");
+    }
+    for f in error_findings(r) {
+        let _ = writeln!(out, "worth filing: {f}");
+    }
+    let _ = writeln!(out, "VERDICT: {} — {}", r.verdict, explanation(r));
+    out
+}
+
+pub fn json(r: &CaseReport) -> String {
+    serde_json::to_string_pretty(r).expect("a case report serialises") + "\n"
+}
+
+fn issue_title(r: &CaseReport) -> String {
+    let backend = r.target_backend();
+    match r.verdict {
+        Verdict::Reproduced => format!("[{backend}] {}", r.title),
+        Verdict::CallerError => match error_findings(r).is_empty() {
+            true => format!("(not a bug) {}: the reported call is invalid", r.title),
+            false => format!(
+                "Error messages for an invalid call ({}): clarify which argument is wrong",
+                r.case
+            ),
+        },
+        Verdict::NotReproduced => format!("(not reproduced on {backend}) {}", r.title),
+        Verdict::Inconclusive => format!("(untested on a GPU) {}", r.title),
+    }
+}
+
+/// Variants worth showing in an issue: every one that disagrees or is a caller error, else the first.
+fn shown_variants(r: &CaseReport) -> Vec<&VariantReport> {
+    let interesting: Vec<&VariantReport> = r
+        .variants
+        .iter()
+        .filter(|v| {
+            matches!(v.verdict, Verdict::Reproduced | Verdict::CallerError) || v.reference_disagrees
+        })
+        .collect();
+    let mut shown: Vec<&VariantReport> = interesting.into_iter().take(6).collect();
+    if let Some(ok) = r
+        .variants
+        .iter()
+        .find(|v| v.verdict == Verdict::NotReproduced)
+    {
+        shown.push(ok);
+    }
+    if shown.is_empty() {
+        shown.extend(r.variants.first());
+    }
+    shown
+}
+
+fn md_cell(o: &Outcome) -> String {
+    match o {
+        Outcome::Tensor(t) => {
+            let vals: Vec<String> = t.values.iter().take(8).map(|v| v.to_string()).collect();
+            let more = if t.values.len() > 8 { ", …" } else { "" };
+            format!(
+                "`{}` {:?} [{}{}]",
+                t.meta.dtype.as_str(),
+                t.meta.shape,
+                vals.join(", "),
+                more
+            )
+        }
+        Outcome::Error { message } => format!("error: `{}`", message.replace('|', "\\|")),
+        Outcome::Panic { message } => format!("panic: `{}`", message.replace('|', "\\|")),
+    }
+}
+
+fn md_expected(e: &Expected) -> String {
+    match e {
+        Expected::Tensor(t) => {
+            let vals: Vec<String> = t.values.iter().take(8).map(|v| v.to_string()).collect();
+            let more = if t.values.len() > 8 { ", …" } else { "" };
+            format!(
+                "`{}` {:?} [{}{}]",
+                t.dtype.as_str(),
+                t.shape,
+                vals.join(", "),
+                more
+            )
+        }
+        Expected::Rejected(r) => format!("invalid call: {}", r.reason.replace('|', "\\|")),
+    }
+}
+
+/// Markdown for an upstream issue: title, environment, standalone repro, expected vs actual as
+/// observed, verdict. A caller-error verdict never claims an op bug.
+pub fn issue_markdown(r: &CaseReport, snippet: &str) -> String {
+    let e = &r.environment;
+    let backend = r.target_backend();
+    let features = match backend {
+        "cpu" => String::new(),
+        b => format!(", features = [\"{b}\"]"),
+    };
+    let mut md = String::new();
+    let _ = writeln!(md, "<!-- title: {} -->", issue_title(r));
+    let _ = writeln!(md, "## {}\n", issue_title(r));
+    let _ = writeln!(md, "**Verdict: `{}`** — {}\n", r.verdict, explanation(r));
+    if r.verdict == Verdict::CallerError {
+        let findings = error_findings(r);
+        if findings.is_empty() {
+            let _ = writeln!(md, "This is **not a bug in the op**: the call in the report is invalid and candle rejects it on every backend tested. Nothing here is worth filing.\n");
+        } else {
+            let _ = writeln!(md, "This is **not a bug in the op**: the call in the report is invalid and candle rejects it on every backend tested. What may be worth improving is the error text:\n");
+            for f in findings {
+                let _ = writeln!(md, "- {f}");
+            }
+            let _ = writeln!(md);
+        }
+    }
+    let _ = writeln!(md, "### Environment\n");
+    let _ = writeln!(md, "- candle-core `{}`", e.candle_version);
+    let _ = writeln!(md, "- device: {}", target_label(r));
+    let _ = writeln!(
+        md,
+        "- reference: cpu ({}) and a plain-Rust oracle",
+        e.reference.name
+    );
+    let _ = writeln!(md, "- OS: {} ({})", e.os, e.arch);
+    let _ = writeln!(md, "- produced by: `{}`\n", r.command);
+    let _ = writeln!(
+        md,
+        "### Claim tested\n\n> {}\n\nSource: {}\n",
+        r.claim, r.source
+    );
+    let _ = writeln!(md, "### Minimal reproduction\n");
+    let _ = writeln!(md, "`Cargo.toml`:\n\n```toml\n[dependencies]\ncandle-core = {{ version = \"={}\"{features} }}\n```\n", e.candle_version);
+    let _ = writeln!(
+        md,
+        "`src/main.rs` (run with `cargo run -- {backend}`):\n\n```rust\n{}```\n",
+        snippet
+    );
+    let _ = writeln!(md, "### Expected vs actual (as observed)\n");
+    let _ = writeln!(md, "Expected values come from a plain-Rust implementation of the op's documented contract, not from candle.\n");
+    let target_head = if r.accelerator_used {
+        backend
+    } else {
+        "(no accelerator)"
+    };
+    let _ = writeln!(
+        md,
+        "| variant | step | expected | cpu | {target_head} |\n|---|---|---|---|---|"
+    );
+    for v in shown_variants(r) {
+        for s in &v.steps {
+            let t = s.target.as_ref().map(md_cell).unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                md,
+                "| `{}` | `{}` | {} | {} | {} |",
+                v.name,
+                s.code.replace('|', "\\|"),
+                md_expected(&s.expected),
+                md_cell(&s.reference),
+                t
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nVariants run: {} ({} shown). Full observations: the JSON report of the same run.",
+        r.variants.len(),
+        shown_variants(r).len()
+    );
+    md
+}
+
+/// Writes `contents` to `path` through a temporary file in the same folder and a rename, so an
+/// interrupted run never leaves a half-written report.
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("report");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `<dir>/<backend>/<case>.{txt,json,md}`; returns the paths written. All three files are
+/// rendered before the first is written, and each is written atomically.
+pub fn write_reports(dir: &Path, r: &CaseReport, snippet: &str) -> std::io::Result<Vec<PathBuf>> {
+    let folder = dir.join(r.target_backend());
+    std::fs::create_dir_all(&folder)?;
+    let files = [
+        (folder.join(format!("{}.txt", r.case)), text(r)),
+        (folder.join(format!("{}.json", r.case)), json(r)),
+        (
+            folder.join(format!("{}.md", r.case)),
+            issue_markdown(r, snippet),
+        ),
+    ];
+    for (path, contents) in &files {
+        write_atomic(path, contents)?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// Describes a check for tests' failure messages.
+pub fn describe_checks(v: &VariantReport) -> String {
+    v.steps
+        .iter()
+        .map(|s| {
+            let t = s
+                .target_vs_oracle
+                .as_ref()
+                .map(Check::describe)
+                .unwrap_or_default();
+            format!(
+                "{}: cpu {} / target {}",
+                s.code,
+                s.reference_vs_oracle.describe(),
+                t
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

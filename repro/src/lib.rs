@@ -1,0 +1,4 @@
+//! The cases and the command line shared by their binaries.
+
+pub mod cases;
+pub mod cli;

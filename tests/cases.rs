@@ -1,0 +1,86 @@
+//! Snapshot tests of every case variant on the backend this run targets
+//! (`CANDLE_REPRO_DEVICE`, default `cpu`; see tests/mount/lib.rs).
+//!
+//! Each test asserts against the oracle directly (a snapshot alone can bless a wrong value), then
+//! snapshots what the backend did step by step — dtypes, shapes, strides, offsets, values, error
+//! text — as `tests/snapshots/<case>__<variant>@<backend>.snap`, so a behaviour change after a
+//! candle bump shows up as a snapshot diff.
+
+use backend_tests::{backend, target_device};
+use harness::case::run_named_variant;
+use harness::report::describe_checks;
+use harness::Case;
+use repro::cases::{broadcast_contiguous_u32, scatter_add_u32};
+use rstest::rstest;
+
+fn check_variant(case: &Case, variant: &str) {
+    let device = target_device();
+    let report = run_named_variant(case, variant, &device)
+        .unwrap_or_else(|| panic!("{} has no variant {variant}", case.name));
+    assert!(
+        !report.reference_disagrees,
+        "cpu disagrees with the oracle in {variant}:\n{}",
+        describe_checks(&report)
+    );
+    if let Some(bad) = report
+        .steps
+        .iter()
+        .find(|s| s.target_vs_oracle.as_ref().is_some_and(|c| !c.agrees()))
+    {
+        panic!(
+            "{} disagrees with the oracle in {variant} at `{}`: {}\n{}",
+            backend(&device),
+            bad.code,
+            bad.target_vs_oracle.as_ref().unwrap().describe(),
+            describe_checks(&report)
+        );
+    }
+    insta::with_settings!({
+        snapshot_suffix => backend(&device),
+        prepend_module_to_snapshot => false,
+        description => report.about.clone(),
+        omit_expression => true,
+    }, {
+        insta::assert_yaml_snapshot!(format!("{}__{variant}", case.name), report.observation(&device));
+    });
+}
+
+#[rstest]
+fn scatter_add_literal_call(#[values("f32", "f16", "bf16")] src: &str) {
+    check_variant(&scatter_add_u32::CASE, &format!("literal-src_{src}"));
+}
+
+#[rstest]
+fn scatter_add_corrected_call(
+    #[values("u8", "u32", "i64")] idx: &str,
+    #[values("f32", "f16", "bf16")] src: &str,
+    #[values("1d-dim0", "2d-dim0", "2d-dim1")] layout: &str,
+    #[values("direct", "broadcast")] built: &str,
+) {
+    check_variant(
+        &scatter_add_u32::CASE,
+        &format!("idx_{idx}-src_{src}-{layout}-{built}"),
+    );
+}
+
+#[rstest]
+fn broadcast_then_contiguous(
+    #[values("u8", "u32", "i64", "f32")] dtype: &str,
+    #[values(
+        "1d-to-2d",
+        "2d-to-3d",
+        "narrow-offset-1d-to-2d",
+        "narrow-offset-2d-to-3d"
+    )]
+    shape: &str,
+) {
+    check_variant(&broadcast_contiguous_u32::CASE, &format!("{dtype}-{shape}"));
+}
+
+/// The rstest matrices above cover every variant the cases define, and nothing else.
+#[test]
+fn matrices_cover_every_variant() {
+    let scatter = (scatter_add_u32::CASE.variants)().len();
+    let broadcast = (broadcast_contiguous_u32::CASE.variants)().len();
+    assert_eq!((scatter, broadcast), (3 + 3 * 3 * 3 * 2, 4 * 4));
+}
