@@ -84,3 +84,32 @@ fn matrices_cover_every_variant() {
     let broadcast = (broadcast_contiguous_u32::CASE.variants)().len();
     assert_eq!((scatter, broadcast), (3 + 3 * 3 * 3 * 2, 4 * 4));
 }
+
+/// Every committed snapshot belongs to a variant that still exists (a renamed variant must not
+/// leave its old snapshot behind, blessed and unchecked).
+#[test]
+fn no_stale_snapshots() {
+    // insta's own override of the workspace root, for test binaries run away from their checkout.
+    let root =
+        std::env::var("INSTA_WORKSPACE_ROOT").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let dir = std::path::Path::new(&root).join("tests/snapshots");
+    let mut known: Vec<String> = Vec::new();
+    for case in repro::cases::all() {
+        known.extend(
+            (case.variants)()
+                .iter()
+                .map(|v| format!("{}__{}", case.name, v.name)),
+        );
+    }
+    for entry in std::fs::read_dir(&dir).expect("tests/snapshots exists") {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".snap") else {
+            continue;
+        };
+        let variant = stem.split('@').next().unwrap();
+        assert!(
+            known.iter().any(|k| k == variant),
+            "stale snapshot {name}: no such case variant"
+        );
+    }
+}

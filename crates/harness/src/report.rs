@@ -179,6 +179,9 @@ fn header(r: &CaseReport, out: &mut String) {
     let _ = writeln!(out, "{}: {}", r.case, r.title);
     let _ = writeln!(out, "claim:     {}", r.claim);
     let _ = writeln!(out, "source:    {}", r.source);
+    for link in &r.upstream {
+        let _ = writeln!(out, "upstream:  {link}");
+    }
     let _ = writeln!(
         out,
         "candle:    {} · {} ({})",
@@ -393,6 +396,13 @@ pub fn issue_markdown(r: &CaseReport, snippet: &str) -> String {
         "### Claim tested\n\n> {}\n\nSource: {}\n",
         r.claim, r.source
     );
+    if !r.upstream.is_empty() {
+        let _ = writeln!(md, "Related upstream:\n");
+        for link in &r.upstream {
+            let _ = writeln!(md, "- {link}");
+        }
+        let _ = writeln!(md);
+    }
     let _ = writeln!(md, "### Minimal reproduction\n");
     let _ = writeln!(md, "`Cargo.toml`:\n\n```toml\n[dependencies]\ncandle-core = {{ version = \"={}\"{features} }}\n```\n", e.candle_version);
     let _ = writeln!(

@@ -1,7 +1,9 @@
 //! # scatter_add_u32 — "scatter_add with a u32 index fails with `got: F32` on Metal"
 //!
 //! Source: field notes item 1 (candle 0.9.2, M-series Mac). Upstream: no issue found for this
-//! symptom (searched candle's issues for "scatter-add ids should be u8/u32/i64").
+//! symptom (searched candle's issues for "scatter-add ids should be u8/u32/i64"); related work on
+//! the Metal kernel's dtype coverage: huggingface/candle#1849 (u8/i64 ids, f16/bf16 sources) and
+//! huggingface/candle#2656 (u32 ids with a u32 source).
 //! Known status: see ISSUES.md and reports/<backend>/scatter_add_u32.txt (generated).
 //!
 //! The notes call `result.scatter_add(&src, &idx_2d, 0)`; candle's signature is
@@ -21,7 +23,10 @@ pub const CASE: Case = Case {
     title: "scatter_add with a u32 index reports `expected: U32, got: F32`",
     claim: "A 2-D U32 index passed to scatter_add on Metal fails with `scatter-add ids should be u8/u32/i64, expected: U32, got: F32`; the index dtype is lost whether it is built from a Vec<u32> or via broadcast_as + contiguous.",
     source: "field notes, item 1 (candle 0.9.2, Metal); call as written: `result.scatter_add(&src, &idx_2d, 0)`",
-    upstream: &[],
+    upstream: &[
+        "https://github.com/huggingface/candle/pull/1849 (related: Metal scatter-add u8/i64 ids, f16/bf16)",
+        "https://github.com/huggingface/candle/pull/2656 (related: Metal scatter-add u32/u32)",
+    ],
     snippet: include_str!("../../snippets/src/bin/scatter_add_u32.rs"),
     variants,
 };
