@@ -119,3 +119,28 @@ fn issue_markdown_for_a_caller_error_claims_no_op_bug() {
     );
     assert!(md.contains("candle-core = { version = \"="), "{md}");
 }
+
+#[test]
+fn a_failed_canary_makes_every_verdict_inconclusive() {
+    let o = Command::new(SCATTER)
+        .args(["--device", "cpu", "--json", "--variant", "literal"])
+        .env_remove(harness::DEVICE_ENV)
+        .env(harness::canary::SABOTAGE_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["canary"]["passed"], false);
+    assert!(
+        json["canary"]["failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("&a + &b"),
+        "{json}"
+    );
+    for v in json["variants"].as_array().unwrap() {
+        assert_eq!(v["verdict"], "inconclusive", "{}", v["name"]);
+    }
+    let text = run(SCATTER, &["--device", "cpu", "--variant", "literal"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("canary:    passed on cpu"));
+}

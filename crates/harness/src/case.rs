@@ -5,6 +5,7 @@
 //! reference CPU and on the target device, checks each step against the oracle and the target
 //! against the CPU, and classifies.
 
+use crate::canary::CanaryReport;
 use crate::compare::{against_oracle, against_reference, Check};
 use crate::device::{backend_name, Environment};
 use crate::observe::{Expected, Outcome, Probe, Step, Stopped};
@@ -87,6 +88,8 @@ pub struct CaseReport {
     pub environment: Environment,
     pub command: String,
     pub accelerator_used: bool,
+    /// The known-result ops run before any verdict is trusted.
+    pub canary: CanaryReport,
     pub verdict: Verdict,
     pub variants: Vec<VariantReport>,
 }
@@ -180,11 +183,18 @@ pub fn run_named_variant(case: &Case, name: &str, target: &Device) -> Option<Var
 /// Runs every variant of `case` (optionally only those whose name contains `filter`).
 pub fn run_case(case: &Case, target: &Device, command: &str, filter: Option<&str>) -> CaseReport {
     let accelerator_used = !matches!(target, Device::Cpu);
-    let reports: Vec<VariantReport> = (case.variants)()
+    let canary = crate::canary::run(target);
+    let mut reports: Vec<VariantReport> = (case.variants)()
         .iter()
         .filter(|v| filter.is_none_or(|f| v.name.contains(f)))
         .map(|v| run_variant(v, target))
         .collect();
+    if !canary.passed {
+        // A device that fails known-result ops cannot convict candle of anything.
+        for r in &mut reports {
+            r.verdict = Verdict::Inconclusive;
+        }
+    }
     let verdicts: Vec<Verdict> = reports.iter().map(|r| r.verdict).collect();
     CaseReport {
         case: case.name.into(),
@@ -195,7 +205,8 @@ pub fn run_case(case: &Case, target: &Device, command: &str, filter: Option<&str
         environment: Environment::collect(target),
         command: command.into(),
         accelerator_used,
-        verdict: classify_case(&verdicts, accelerator_used),
+        verdict: classify_case(&verdicts, accelerator_used && canary.passed),
+        canary,
         variants: reports,
     }
 }

@@ -128,6 +128,15 @@ pub fn backend_name(device: &Device) -> &'static str {
     }
 }
 
+/// `cpu`, `cuda:0`, `metal:0`.
+pub fn location(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 /// What a report says about the machine a verdict came from.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceInfo {
@@ -164,9 +173,10 @@ impl Environment {
 
 pub fn describe(device: &Device) -> DeviceInfo {
     let backend = backend_name(device).to_string();
+    let location = location(device);
     match device.location() {
         candle_core::DeviceLocation::Cpu => DeviceInfo {
-            location: "cpu".into(),
+            location,
             backend,
             name: cpu_model(),
             driver: None,
@@ -181,8 +191,8 @@ pub fn describe(device: &Device) -> DeviceInfo {
                 driver,
             }
         }
-        candle_core::DeviceLocation::Metal { gpu_id } => DeviceInfo {
-            location: format!("metal:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { .. } => DeviceInfo {
+            location,
             backend,
             // On Apple silicon the GPU is part of the SoC the CPU brand names ("Apple M2 Pro").
             name: cpu_model(),

@@ -3,6 +3,7 @@
 //! Data flows one way: device spec → case steps → observations (CPU, target, oracle) → checks →
 //! verdict → report. Nothing downstream re-runs or re-decides what upstream already decided.
 
+pub mod canary;
 pub mod case;
 pub mod compare;
 pub mod device;

@@ -151,6 +151,111 @@ pub fn narrow(t: &HostTensor, dim: usize, start: usize, len: usize) -> OracleRes
     })
 }
 
+/// `a + b` for tensors of one shape and dtype.
+pub fn add(a: &HostTensor, b: &HostTensor) -> OracleResult {
+    if a.shape != b.shape || a.dtype != b.dtype {
+        return Err(Rejection::new(
+            "rhs",
+            format!(
+                "{:?} {:?} + {:?} {:?} do not match",
+                a.dtype, a.shape, b.dtype, b.shape
+            ),
+            &["shape", "dtype"],
+        ));
+    }
+    let values = a
+        .values
+        .iter()
+        .zip(&b.values)
+        .map(|(x, y)| round_to(a.dtype, x + y))
+        .collect();
+    Ok(HostTensor {
+        dtype: a.dtype,
+        shape: a.shape.clone(),
+        values,
+    })
+}
+
+/// `a.matmul(b)` for 2-D tensors.
+pub fn matmul(a: &HostTensor, b: &HostTensor) -> OracleResult {
+    let ([m, k], [k2, n]) = (a.shape.as_slice(), b.shape.as_slice()) else {
+        return Err(Rejection::new(
+            "rhs",
+            "this oracle multiplies 2-D tensors only".into(),
+            &["shape"],
+        ));
+    };
+    if k != k2 {
+        return Err(Rejection::new(
+            "rhs",
+            format!("inner dims {k} and {k2} differ"),
+            &["shape"],
+        ));
+    }
+    let (m, k, n) = (*m, *k, *n);
+    let mut values = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            values[i * n + j] = round_to(
+                a.dtype,
+                (0..k)
+                    .map(|p| a.values[i * k + p] * b.values[p * n + j])
+                    .sum(),
+            );
+        }
+    }
+    Ok(HostTensor {
+        dtype: a.dtype,
+        shape: vec![m, n],
+        values,
+    })
+}
+
+/// `t.index_select(ids, 0)` with a 1-D index.
+pub fn index_select0(t: &HostTensor, ids: &HostTensor) -> OracleResult {
+    if !is_index_dtype(ids.dtype) || ids.shape.len() != 1 {
+        return Err(Rejection::new(
+            "indexes",
+            "a 1-D u8/u32/i64 index is required".into(),
+            &["ids", "index"],
+        ));
+    }
+    let row: usize = t.shape[1..].iter().product();
+    let mut values = Vec::with_capacity(ids.values.len() * row);
+    for &i in &ids.values {
+        let i = i as usize;
+        if i >= t.shape[0] {
+            return Err(Rejection::new(
+                "indexes",
+                format!("index {i} out of range"),
+                &["index", "out of range"],
+            ));
+        }
+        values.extend_from_slice(&t.values[i * row..(i + 1) * row]);
+    }
+    let mut shape = t.shape.clone();
+    shape[0] = ids.values.len();
+    Ok(HostTensor {
+        dtype: t.dtype,
+        shape,
+        values,
+    })
+}
+
+/// `t.t()` (swap the last two dims) of a 2-D tensor, materialised.
+pub fn transpose2(t: &HostTensor) -> OracleResult {
+    let [r, c] = t.shape.as_slice() else {
+        return Err(Rejection::new("self", "2-D only".into(), &["shape"]));
+    };
+    let (r, c) = (*r, *c);
+    let values = (0..r * c).map(|p| t.values[(p % r) * c + p / r]).collect();
+    Ok(HostTensor {
+        dtype: t.dtype,
+        shape: vec![c, r],
+        values,
+    })
+}
+
 /// `dst.scatter_add(indexes, source, dim)` as candle documents it: for every position `p` of
 /// `source`, `out[p with p[dim] = indexes[p]] += source[p]`.
 ///
@@ -289,6 +394,20 @@ mod tests {
         let r = scatter_add(&dst, &src, &ids, 0).unwrap_err();
         assert_eq!(r.argument, "indexes");
         assert!(r.reason.contains("swapped"), "{}", r.reason);
+    }
+
+    #[test]
+    fn canary_ops() {
+        let a = HostTensor::from_fn(DType::F32, &[2, 3], |i| i as f64);
+        let b = HostTensor::from_fn(DType::F32, &[3, 2], |i| i as f64);
+        assert_eq!(matmul(&a, &b).unwrap().values, vec![10., 13., 28., 40.]);
+        assert_eq!(transpose2(&a).unwrap().values, vec![0., 3., 1., 4., 2., 5.]);
+        let ids = h(DType::U32, &[2], &[1., 0.]);
+        assert_eq!(
+            index_select0(&a, &ids).unwrap().values,
+            vec![3., 4., 5., 0., 1., 2.]
+        );
+        assert_eq!(add(&a, &a).unwrap().values, vec![0., 2., 4., 6., 8., 10.]);
     }
 
     #[test]

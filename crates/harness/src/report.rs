@@ -143,6 +143,10 @@ pub fn explanation(r: &CaseReport) -> String {
         Verdict::NotReproduced => format!(
             "{backend} agrees with the oracle and with the cpu on all {n} variants: dtype, shape and values after every step."
         ),
+        Verdict::Inconclusive if !r.canary.passed => format!(
+            "The canary failed ({}), so this device's results cannot be trusted and no verdict is given.",
+            r.canary.failures.join("; ")
+        ),
         Verdict::Inconclusive => {
             let callers = r.count(Verdict::CallerError);
             let mut s = format!(
@@ -192,6 +196,16 @@ fn header(r: &CaseReport, out: &mut String) {
         out,
         "reference: cpu ({}) and the plain-Rust oracle",
         e.reference.name
+    );
+    let canary = if r.canary.passed {
+        "passed".to_string()
+    } else {
+        format!("FAILED: {}", r.canary.failures.join("; "))
+    };
+    let _ = writeln!(
+        out,
+        "canary:    {canary} on {}",
+        r.canary.devices.join(", ")
     );
     let _ = writeln!(out, "command:   {}", r.command);
 }
@@ -390,6 +404,16 @@ pub fn issue_markdown(r: &CaseReport, snippet: &str) -> String {
         e.reference.name
     );
     let _ = writeln!(md, "- OS: {} ({})", e.os, e.arch);
+    let canary = if r.canary.passed {
+        "passed".to_string()
+    } else {
+        format!("**failed**: {}", r.canary.failures.join("; "))
+    };
+    let _ = writeln!(
+        md,
+        "- canary (add, matmul, index_select, strided copy vs the oracle): {canary} on {}",
+        r.canary.devices.join(", ")
+    );
     let _ = writeln!(md, "- produced by: `{}`\n", r.command);
     let _ = writeln!(
         md,
