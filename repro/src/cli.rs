@@ -1,10 +1,11 @@
 //! The command line every case binary shares: pick a device, run the case, print text, JSON or
-//! issue Markdown, optionally write reports, and exit with the verdict's code.
+//! issue Markdown, optionally write reports, and exit with the verdict's code. The suite runner's
+//! child processes go through the same `execute`.
 
 use clap::Parser;
 use harness::report;
-use harness::{run_case, Case, DeviceSpec, DEVICE_ENV};
-use std::path::PathBuf;
+use harness::{run_case, Case, DeviceSpec, Verdict, DEVICE_ENV};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit code for bad input (unknown device, backend not compiled in, bad flags).
@@ -32,20 +33,56 @@ pub struct Args {
     pub variant: Option<String>,
 }
 
-fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Issue,
+    /// Print nothing (the suite runner reads the written reports).
+    Quiet,
+}
+
+/// Bad input: printed as one `error: ...` line, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn usage_exit(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
     ExitCode::from(EXIT_USAGE)
 }
 
+/// Parses and opens a device spec, or says in one line why not.
+pub fn open_device(spec: &str) -> Result<candle_core::Device, UsageError> {
+    let spec: DeviceSpec = spec.parse().map_err(UsageError)?;
+    harness::device::open(spec).map_err(|e| UsageError(e.to_string()))
+}
+
+/// Fails unless `dir/<backend>` can be created and written, before anything runs, so a bad
+/// report folder costs nothing and leaves nothing behind.
+pub fn check_report_dir(dir: &Path, backend: &str) -> Result<(), UsageError> {
+    let folder = dir.join(backend);
+    let probe = folder.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&folder)
+        .and_then(|_| std::fs::write(&probe, b""))
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| UsageError(format!("cannot write reports under {}: {e}", dir.display())))
+}
+
 /// The cargo command that reproduces this run, for report headers.
-fn command_line(case: &Case) -> String {
+pub fn command_line(bin: &str) -> String {
     let features = if cfg!(feature = "cuda") {
         " --features cuda"
     } else {
         ""
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut cmd = format!("cargo run -p repro --release{features} --bin {}", case.name);
+    let mut cmd = format!("cargo run -p repro --release{features} --bin {bin}");
     if !args.is_empty() {
         cmd.push_str(" -- ");
         cmd.push_str(&args.join(" "));
@@ -58,48 +95,68 @@ fn command_line(case: &Case) -> String {
     cmd
 }
 
+/// Runs `case` on `device`, writes reports if asked, prints in `format`, returns the verdict.
+pub fn execute(
+    case: &Case,
+    device: &candle_core::Device,
+    command: &str,
+    variant: Option<&str>,
+    report_dir: Option<&Path>,
+    format: Format,
+) -> Result<Verdict, UsageError> {
+    if let Some(f) = variant {
+        if !(case.variants)().iter().any(|v| v.name.contains(f)) {
+            return Err(UsageError(format!(
+                "no variant of {} matches `{f}` (names look like those in reports/)",
+                case.name
+            )));
+        }
+    }
+    if let Some(dir) = report_dir {
+        check_report_dir(dir, harness::device::backend_name(device))?;
+    }
+    let result = run_case(case, device, command, variant);
+    if let Some(dir) = report_dir {
+        let paths = report::write_reports(dir, &result, case.snippet).map_err(|e| {
+            UsageError(format!("cannot write reports under {}: {e}", dir.display()))
+        })?;
+        if format != Format::Quiet {
+            for p in paths {
+                eprintln!("wrote {}", p.display());
+            }
+        }
+    }
+    let out = match format {
+        Format::Text => report::text(&result),
+        Format::Json => report::json(&result),
+        Format::Issue => report::issue_markdown(&result, case.snippet),
+        Format::Quiet => String::new(),
+    };
+    print!("{out}");
+    Ok(result.verdict)
+}
+
 /// The whole of a case binary's `main`.
 pub fn main_for(case: &Case) -> ExitCode {
     let args = Args::parse();
-    let spec: DeviceSpec = match args.device.parse() {
-        Ok(s) => s,
-        Err(e) => return usage_error(e),
-    };
-    let device = match harness::device::open(spec) {
+    let device = match open_device(&args.device) {
         Ok(d) => d,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage_exit(e),
     };
-    if let Some(f) = &args.variant {
-        if !(case.variants)()
-            .iter()
-            .any(|v| v.name.contains(f.as_str()))
-        {
-            return usage_error(format!(
-                "no variant of {} matches `{f}` (names look like those in reports/)",
-                case.name
-            ));
-        }
-    }
-    let result = run_case(case, &device, &command_line(case), args.variant.as_deref());
-    if let Some(dir) = &args.report_dir {
-        match report::write_reports(dir, &result, case.snippet) {
-            Ok(paths) => {
-                for p in paths {
-                    eprintln!("wrote {}", p.display());
-                }
-            }
-            Err(e) => {
-                return usage_error(format!("cannot write reports under {}: {e}", dir.display()))
-            }
-        }
-    }
-    let out = if args.json {
-        report::json(&result)
-    } else if args.issue {
-        report::issue_markdown(&result, case.snippet)
-    } else {
-        report::text(&result)
+    let format = match (args.json, args.issue) {
+        (true, _) => Format::Json,
+        (_, true) => Format::Issue,
+        _ => Format::Text,
     };
-    print!("{out}");
-    ExitCode::from(result.verdict.exit_code())
+    match execute(
+        case,
+        &device,
+        &command_line(case.name),
+        args.variant.as_deref(),
+        args.report_dir.as_deref(),
+        format,
+    ) {
+        Ok(v) => ExitCode::from(v.exit_code()),
+        Err(e) => usage_exit(e),
+    }
 }

@@ -2,3 +2,5 @@
 
 pub mod cases;
 pub mod cli;
+pub mod manifest;
+pub mod runner;

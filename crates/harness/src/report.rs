@@ -53,7 +53,8 @@ pub fn error_findings(r: &CaseReport) -> Vec<String> {
     let backend = r.target_backend();
     // (who, argument) -> distinct messages that do not name the argument
     let mut unnamed: Vec<((String, String), Vec<String>)> = Vec::new();
-    let mut differing: Vec<String> = Vec::new();
+    // Distinct messages per side, over the variants where cpu and target disagree on the text.
+    let (mut cpu_says, mut target_says): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for v in r
         .variants
         .iter()
@@ -84,9 +85,12 @@ pub fn error_findings(r: &CaseReport) -> Vec<String> {
             }
         }
         if let [(_, Some(a)), (_, Some(b))] = messages.as_slice() {
-            let line = format!("cpu: `{a}` / {backend}: `{b}`");
-            if a != b && !differing.contains(&line) {
-                differing.push(line);
+            if a != b {
+                for (list, m) in [(&mut cpu_says, a), (&mut target_says, b)] {
+                    if !list.iter().any(|x| x == m) {
+                        list.push(m.to_string());
+                    }
+                }
             }
         }
     }
@@ -100,10 +104,17 @@ pub fn error_findings(r: &CaseReport) -> Vec<String> {
             )
         })
         .collect();
-    if !differing.is_empty() {
+    if !cpu_says.is_empty() {
+        let quote = |l: &[String]| {
+            l.iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         findings.push(format!(
-            "The same invalid call fails with different messages on different backends: {}.",
-            differing.join("; ")
+            "The same invalid calls fail with different messages on different backends: cpu says {}; {backend} says {}.",
+            quote(&cpu_says),
+            quote(&target_says)
         ));
     }
     findings
@@ -143,6 +154,8 @@ pub fn explanation(r: &CaseReport) -> String {
         Verdict::NotReproduced => format!(
             "{backend} agrees with the oracle and with the cpu on all {n} variants: dtype, shape and values after every step."
         ),
+        // The suite runner writes its own report for a dead process; a CaseReport never has these.
+        Verdict::Crashed | Verdict::Hung => format!("the case's process {}", r.verdict),
         Verdict::Inconclusive if !r.canary.passed => format!(
             "The canary failed ({}), so this device's results cannot be trusted and no verdict is given.",
             r.canary.failures.join("; ")
@@ -309,6 +322,7 @@ fn issue_title(r: &CaseReport) -> String {
         },
         Verdict::NotReproduced => format!("(not reproduced on {backend}) {}", r.title),
         Verdict::Inconclusive => format!("(untested on a GPU) {}", r.title),
+        Verdict::Crashed | Verdict::Hung => format!("[{backend}] {} ({})", r.title, r.verdict),
     }
 }
 
@@ -530,4 +544,28 @@ pub fn describe_checks(v: &VariantReport) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_atomic;
+
+    #[test]
+    fn atomic_write_replaces_whole_and_leaves_no_temp() {
+        let dir = std::env::temp_dir().join(format!("harness-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.txt");
+        write_atomic(&p, "first version, longer than the second").unwrap();
+        write_atomic(&p, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "second");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["r.txt".to_string()]);
+        // A write that cannot happen leaves nothing behind.
+        assert!(write_atomic(&dir.join("missing/r.txt"), "x").is_err());
+        assert!(!dir.join("missing").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

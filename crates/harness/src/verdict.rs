@@ -16,6 +16,10 @@ pub enum Verdict {
     /// The target device disagrees with the oracle: wrong dtype, shape or values, an error on a
     /// valid call, a tensor for an invalid call, or a panic.
     Reproduced,
+    /// The case's process died (panic outside a step, abort, signal); set by the suite runner.
+    Crashed,
+    /// The case's process did not finish within its time limit; set by the suite runner.
+    Hung,
 }
 
 impl Verdict {
@@ -25,6 +29,8 @@ impl Verdict {
             Verdict::Inconclusive => "inconclusive",
             Verdict::CallerError => "caller-error",
             Verdict::Reproduced => "reproduced",
+            Verdict::Crashed => "crashed",
+            Verdict::Hung => "hung",
         }
     }
 
@@ -35,7 +41,26 @@ impl Verdict {
             Verdict::Reproduced => 10,
             Verdict::CallerError => 11,
             Verdict::Inconclusive => 12,
+            Verdict::Crashed => 13,
+            Verdict::Hung => 14,
         }
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Verdict::NotReproduced,
+            Verdict::Inconclusive,
+            Verdict::CallerError,
+            Verdict::Reproduced,
+            Verdict::Crashed,
+            Verdict::Hung,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| format!("unknown verdict `{s}`: expected not-reproduced, inconclusive, caller-error, reproduced, crashed or hung"))
     }
 }
 

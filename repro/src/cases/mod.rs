@@ -3,14 +3,28 @@
 
 pub mod broadcast_contiguous_u32;
 pub mod scatter_add_u32;
+pub mod selftest;
 
 use harness::Case;
+use std::sync::LazyLock;
 
-/// Every case, in catalog order.
-pub fn all() -> [&'static Case; 2] {
-    [&scatter_add_u32::CASE, &broadcast_contiguous_u32::CASE]
+static SELFTESTS: LazyLock<Vec<Case>> = LazyLock::new(selftest::cases);
+
+/// Every real case, in catalog order.
+pub fn all() -> Vec<&'static Case> {
+    vec![&scatter_add_u32::CASE, &broadcast_contiguous_u32::CASE]
+}
+
+/// The cases a suite run may name: the real ones, plus the test-only ones when
+/// `CANDLE_REPRO_SELFTEST` is set.
+pub fn available() -> Vec<&'static Case> {
+    let mut cases = all();
+    if std::env::var_os(selftest::ENV).is_some() {
+        cases.extend(SELFTESTS.iter());
+    }
+    cases
 }
 
 pub fn find(name: &str) -> Option<&'static Case> {
-    all().into_iter().find(|c| c.name == name)
+    available().into_iter().find(|c| c.name == name)
 }

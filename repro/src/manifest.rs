@@ -1,0 +1,202 @@
+//! The expected-status manifest (`repro/expected.toml`): for each case and backend, the verdict
+//! last observed by a run, with the candle version and upstream link. A suite run whose verdict
+//! differs fails and says what changed — the expected-failure / unexpected-pass discipline of
+//! PyTorch's MPS tests and rust's `tests/crashes`.
+
+use harness::Verdict;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const DEFAULT_PATH: &str = "repro/expected.toml";
+pub const BACKENDS: [&str; 3] = ["cpu", "cuda", "metal"];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub verdict: String,
+    /// The candle version the verdict was observed with.
+    pub candle: String,
+    /// Upstream issue or pull request, where one exists.
+    pub link: Option<String>,
+    pub note: Option<String>,
+}
+
+/// case → backend → expectation.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    pub entries: BTreeMap<String, BTreeMap<String, Expectation>>,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest: known cases, known backends, valid verdicts.
+    pub fn load(path: &Path, known_cases: &[&str]) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
+        Self::parse(&text, known_cases).map_err(|e| format!("manifest {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str, known_cases: &[&str]) -> Result<Self, String> {
+        let entries: BTreeMap<String, BTreeMap<String, Expectation>> =
+            toml::from_str(text).map_err(|e| e.message().to_string())?;
+        for (case, backends) in &entries {
+            if !known_cases.contains(&case.as_str()) {
+                return Err(format!("unknown case `{case}`"));
+            }
+            for (backend, e) in backends {
+                if !BACKENDS.contains(&backend.as_str()) {
+                    return Err(format!(
+                        "{case}: unknown backend `{backend}` (cpu, cuda, metal)"
+                    ));
+                }
+                e.verdict
+                    .parse::<Verdict>()
+                    .map_err(|err| format!("{case}.{backend}: {err}"))?;
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    pub fn get(&self, case: &str, backend: &str) -> Option<&Expectation> {
+        self.entries.get(case)?.get(backend)
+    }
+}
+
+/// How an observed verdict compares with the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    AsExpected,
+    /// Differs from the manifest; the message says what changed and what to do.
+    Changed,
+    /// No entry for this case and backend.
+    NoExpectation,
+}
+
+fn is_failure(v: Verdict) -> bool {
+    matches!(v, Verdict::Reproduced | Verdict::Crashed | Verdict::Hung)
+}
+
+/// Compares an observation with its expectation; the message is empty when as expected.
+/// `report` is the path of the case's text report, named in the message.
+pub fn compare(
+    case: &str,
+    backend: &str,
+    observed: Verdict,
+    expected: Option<&Expectation>,
+    candle: &str,
+    report: &str,
+) -> (Status, String) {
+    let Some(e) = expected else {
+        let msg = match observed {
+            Verdict::Crashed | Verdict::Hung => format!(
+                "{case} {observed} on {backend} with candle {candle} and the manifest has no entry: read {report}"
+            ),
+            _ => format!(
+                "{case} on {backend}: {observed} with candle {candle}; no expectation recorded — add it to {}",
+                DEFAULT_PATH
+            ),
+        };
+        return (Status::NoExpectation, msg);
+    };
+    let want: Verdict = e.verdict.parse().expect("validated on load");
+    if want == observed {
+        return (Status::AsExpected, String::new());
+    }
+    let todo = format!("update {} and ISSUES.md", DEFAULT_PATH);
+    let msg = if is_failure(want) && !is_failure(observed) {
+        format!(
+            "{case} now gives {observed} on {backend} with candle {candle} (expected {want}, seen with candle {}): fixed upstream? read {report}, then {todo}",
+            e.candle
+        )
+    } else if !is_failure(want) && is_failure(observed) {
+        format!(
+            "{case} now gives {observed} on {backend} with candle {candle} (expected {want}, seen with candle {}): a regression? read {report}; if it is real, {todo}",
+            e.candle
+        )
+    } else {
+        format!(
+            "{case} changed from {want} (candle {}) to {observed} on {backend} with candle {candle}: read {report}, then {todo}",
+            e.candle
+        )
+    };
+    (Status::Changed, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CASES: [&str; 1] = ["scatter_add_u32"];
+
+    #[test]
+    fn rejects_bad_entries() {
+        assert!(Manifest::parse(
+            "[nope.cpu]\nverdict = \"caller-error\"\ncandle = \"0.11.1\"",
+            &CASES
+        )
+        .is_err());
+        assert!(Manifest::parse(
+            "[scatter_add_u32.tpu]\nverdict = \"caller-error\"\ncandle = \"0.11.1\"",
+            &CASES
+        )
+        .is_err());
+        assert!(Manifest::parse(
+            "[scatter_add_u32.cpu]\nverdict = \"fine\"\ncandle = \"0.11.1\"",
+            &CASES
+        )
+        .is_err());
+        assert!(Manifest::parse(
+            "[scatter_add_u32.cpu]\nverdict = \"caller-error\"\ncandle = \"0.11.1\"\ntypo = 1",
+            &CASES
+        )
+        .is_err());
+        let m = Manifest::parse(
+            "[scatter_add_u32.cuda]\nverdict = \"caller-error\"\ncandle = \"0.11.1\"",
+            &CASES,
+        )
+        .unwrap();
+        assert_eq!(
+            m.get("scatter_add_u32", "cuda").unwrap().verdict,
+            "caller-error"
+        );
+    }
+
+    #[test]
+    fn unexpected_pass_says_fixed() {
+        let e = Expectation {
+            verdict: "reproduced".into(),
+            candle: "0.9.2".into(),
+            link: None,
+            note: None,
+        };
+        let (s, msg) = compare(
+            "x",
+            "cuda",
+            Verdict::NotReproduced,
+            Some(&e),
+            "0.11.1",
+            "r.txt",
+        );
+        assert_eq!(s, Status::Changed);
+        assert!(
+            msg.contains("fixed upstream?") && msg.contains("0.11.1"),
+            "{msg}"
+        );
+        let (s, msg) = compare(
+            "x",
+            "cuda",
+            Verdict::Reproduced,
+            Some(&e),
+            "0.11.1",
+            "r.txt",
+        );
+        assert_eq!((s, msg.as_str()), (Status::AsExpected, ""));
+        let ok = Expectation {
+            verdict: "not-reproduced".into(),
+            ..e
+        };
+        let (_, msg) = compare("x", "cuda", Verdict::Crashed, Some(&ok), "0.11.1", "r.txt");
+        assert!(msg.contains("regression?"), "{msg}");
+    }
+}
