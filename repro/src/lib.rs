@@ -3,4 +3,5 @@
 pub mod cases;
 pub mod cli;
 pub mod manifest;
+pub mod perf;
 pub mod runner;

@@ -3,6 +3,7 @@
 //! Data flows one way: device spec → case steps → observations (CPU, target, oracle) → checks →
 //! verdict → report. Nothing downstream re-runs or re-decides what upstream already decided.
 
+pub mod bench;
 pub mod canary;
 pub mod case;
 pub mod compare;
@@ -10,7 +11,9 @@ pub mod device;
 pub mod host;
 pub mod observe;
 pub mod oracle;
+pub mod plot;
 pub mod report;
+pub mod timing;
 pub mod verdict;
 
 pub use case::{run_case, Case, CaseReport, Variant};

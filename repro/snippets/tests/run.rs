@@ -22,6 +22,16 @@ fn scatter_add_u32_snippet() {
     );
 }
 
+/// The timing snippets (fp16_cast_overhead, router_topk_sync) are compiled by every build of this
+/// crate but not run here: their output is timings, which belong in reports, not snapshots.
+#[test]
+fn argsort_wide_rows_snippet() {
+    insta::assert_snapshot!(
+        "argsort_wide_rows@cpu",
+        run(env!("CARGO_BIN_EXE_snippet_argsort_wide_rows"))
+    );
+}
+
 #[test]
 fn broadcast_contiguous_u32_snippet() {
     insta::assert_snapshot!(

@@ -1,0 +1,206 @@
+//! Reports for the performance repros: every record carries its configuration and environment,
+//! the verdict is computed by the bench from its own measurements, and the same table renders as
+//! text, JSON and upstream issue Markdown.
+
+use crate::device::Environment;
+use crate::timing::{Stats, TimingConfig};
+use crate::verdict::Verdict;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One measured configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRecord {
+    /// Mode, sizes, dtype: whatever identifies the configuration.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Timing of the configuration; None for records that are search results, not timings.
+    pub stats: Option<Stats>,
+    /// `median / baseline median`, the baseline measured in the same run.
+    pub ratio_to_baseline: Option<f64>,
+    pub baseline: Option<String>,
+    /// Counted facts about the configuration (cast dispatches, host syncs per iteration...).
+    pub counts: serde_json::Map<String, serde_json::Value>,
+    /// Device, candle version, OS: repeated in every record so a record stands alone.
+    pub device: String,
+    pub candle_version: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub bench: String,
+    pub title: String,
+    pub claim: String,
+    pub source: String,
+    pub upstream: Vec<String>,
+    pub environment: Environment,
+    pub command: String,
+    pub timing: TimingConfig,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub records: Vec<BenchRecord>,
+    /// Observations computed from the data, one sentence each.
+    pub findings: Vec<String>,
+    pub verdict: Verdict,
+    pub explanation: String,
+}
+
+impl BenchReport {
+    pub fn device_label(&self) -> String {
+        let t = &self.environment.target;
+        match &t.driver {
+            Some(d) => format!("{} ({}, driver {d})", t.location, t.name),
+            None => format!("{} ({})", t.location, t.name),
+        }
+    }
+}
+
+fn table(columns: &[String], rows: &[Vec<String>], markdown: bool) -> String {
+    let mut out = String::new();
+    if markdown {
+        let _ = writeln!(out, "| {} |", columns.join(" | "));
+        let _ = writeln!(
+            out,
+            "|{}|",
+            columns.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+        );
+        for r in rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+        return out;
+    }
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([columns[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let _ = writeln!(out, "{}", line(columns));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    out
+}
+
+pub fn text(r: &BenchReport) -> String {
+    let e = &r.environment;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {}", r.bench, r.title);
+    let _ = writeln!(out, "claim:   {}", r.claim);
+    let _ = writeln!(out, "source:  {}", r.source);
+    for link in &r.upstream {
+        let _ = writeln!(out, "upstream: {link}");
+    }
+    let _ = writeln!(out, "candle:  {} · {} ({})", e.candle_version, e.os, e.arch);
+    let _ = writeln!(out, "device:  {}", r.device_label());
+    let timed = r.records.iter().any(|rec| rec.stats.is_some());
+    if timed {
+        let _ = writeln!(
+        out,
+        "timing:  median of {} iterations, each bracketed by Device::synchronize(), after ≥{} warm-up iterations and ≥{} ms",
+        r.timing.iters,
+        r.timing.warmup_iters,
+        r.timing.warmup_min.as_millis()
+    );
+    }
+    let _ = writeln!(out, "command: {}\n", r.command);
+    out.push_str(&table(&r.columns, &r.rows, false));
+    let _ = writeln!(out);
+    for f in &r.findings {
+        let _ = writeln!(out, "finding: {f}");
+    }
+    let _ = writeln!(out, "VERDICT: {} — {}", r.verdict, r.explanation);
+    out
+}
+
+pub fn json(r: &BenchReport) -> String {
+    serde_json::to_string_pretty(r).expect("a bench report serialises") + "\n"
+}
+
+pub fn issue_markdown(r: &BenchReport, snippet: &str) -> String {
+    let e = &r.environment;
+    let backend = &e.target.backend;
+    let features = match backend.as_str() {
+        "cpu" => String::new(),
+        b => format!(", features = [\"{b}\"]"),
+    };
+    let mut md = String::new();
+    let title = match r.verdict {
+        Verdict::Reproduced => format!("[{backend}] {}", r.title),
+        Verdict::NotReproduced => format!("(not reproduced on {backend}) {}", r.title),
+        _ => format!("({} on {backend}) {}", r.verdict, r.title),
+    };
+    let _ = writeln!(md, "<!-- title: {title} -->\n## {title}\n");
+    let _ = writeln!(md, "**Verdict: `{}`** — {}\n", r.verdict, r.explanation);
+    let _ = writeln!(md, "### Environment\n");
+    let _ = writeln!(md, "- candle-core `{}`", e.candle_version);
+    let _ = writeln!(md, "- device: {}", r.device_label());
+    let _ = writeln!(md, "- OS: {} ({})", e.os, e.arch);
+    if r.records.iter().any(|rec| rec.stats.is_some()) {
+        let _ = writeln!(
+            md,
+            "- timing: median of {} iterations, each bracketed by `Device::synchronize()`, after warm-up",
+            r.timing.iters
+        );
+    }
+    let _ = writeln!(md, "- produced by: `{}`\n", r.command);
+    let _ = writeln!(
+        md,
+        "### Claim tested\n\n> {}\n\nSource: {}\n",
+        r.claim, r.source
+    );
+    if !r.upstream.is_empty() {
+        for link in &r.upstream {
+            let _ = writeln!(md, "- {link}");
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "### Measurements\n");
+    md.push_str(&table(&r.columns, &r.rows, true));
+    let _ = writeln!(md);
+    for f in &r.findings {
+        let _ = writeln!(md, "- {f}");
+    }
+    if !snippet.is_empty() {
+        let _ = writeln!(md, "\n### Minimal reproduction\n");
+        let _ = writeln!(
+            md,
+            "`Cargo.toml`:\n\n```toml\n[dependencies]\ncandle-core = {{ version = \"={}\"{features} }}\n```\n",
+            e.candle_version
+        );
+        let _ = writeln!(
+            md,
+            "`src/main.rs` (run with `cargo run --release -- {backend}`):\n\n```rust\n{snippet}```"
+        );
+    }
+    md
+}
+
+/// Writes `<dir>/<backend>/<bench>.{txt,json,md}` (and returns the paths), each atomically.
+pub fn write_reports(dir: &Path, r: &BenchReport, snippet: &str) -> std::io::Result<Vec<PathBuf>> {
+    let folder = dir.join(&r.environment.target.backend);
+    std::fs::create_dir_all(&folder)?;
+    let files = [
+        (folder.join(format!("{}.txt", r.bench)), text(r)),
+        (folder.join(format!("{}.json", r.bench)), json(r)),
+        (
+            folder.join(format!("{}.md", r.bench)),
+            issue_markdown(r, snippet),
+        ),
+    ];
+    for (p, c) in &files {
+        crate::report::write_atomic(p, c)?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}

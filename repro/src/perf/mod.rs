@@ -1,0 +1,133 @@
+//! The performance repros (field notes items 3 and 4, and the upstream argsort width limits).
+//! Each measures on the device at hand with `harness::timing`, computes its verdict from its own
+//! numbers, and renders through `harness::bench`.
+
+pub mod argsort_wide_rows;
+pub mod fp16_cast_overhead;
+pub mod router_topk_sync;
+
+use crate::cli::{open_device, usage_exit};
+use harness::bench::{self, BenchReport};
+use harness::timing::TimingConfig;
+use harness::DEVICE_ENV;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Output flags every performance repro shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Target device: auto (Metal, then CUDA, then CPU), cpu, cuda[:N] or metal[:N].
+    #[arg(long, env = DEVICE_ENV, default_value = "auto")]
+    pub device: String,
+    /// Print the report as JSON instead of text.
+    #[arg(long, conflicts_with = "issue")]
+    pub json: bool,
+    /// Print Markdown ready to paste into an upstream issue.
+    #[arg(long)]
+    pub issue: bool,
+    /// Also write <DIR>/<backend>/<bench>.{txt,json,md} (and .svg where a curve says more).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+}
+
+/// Timing flags of the repros that time something.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TimingArgs {
+    /// Timed iterations per configuration (medians need at least 20 for reported figures).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub iters: u64,
+    /// Minimum warm-up per configuration, in milliseconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub warmup_ms: u64,
+}
+
+impl TimingArgs {
+    pub fn timing(&self) -> TimingConfig {
+        TimingConfig {
+            iters: self.iters as usize,
+            warmup_iters: 3,
+            warmup_min: Duration::from_millis(self.warmup_ms),
+        }
+    }
+}
+
+/// The cargo command that reproduces this run.
+pub fn command_line(bin: &str) -> String {
+    crate::cli::command_line(bin)
+}
+
+/// Opens the device, runs the bench, writes/prints its report, exits with the verdict's code.
+/// `plot` renders the SVG for `--report-dir` (None when the bench has no curve).
+pub fn main_for(
+    args: &OutputArgs,
+    timing: TimingConfig,
+    snippet: &str,
+    run: impl FnOnce(&candle_core::Device, &TimingConfig) -> anyhow::Result<BenchReport>,
+    plot: impl Fn(&BenchReport) -> Option<(String, String)>,
+) -> ExitCode {
+    let device = match open_device(&args.device) {
+        Ok(d) => d,
+        Err(e) => return usage_exit(e),
+    };
+    if let Some(dir) = &args.report_dir {
+        if let Err(e) = crate::cli::check_report_dir(dir, harness::device::backend_name(&device)) {
+            return usage_exit(e);
+        }
+    }
+    let report = match run(&device, &timing) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(dir) = &args.report_dir {
+        let folder = dir.join(&report.environment.target.backend);
+        let written = bench::write_reports(dir, &report, snippet)
+            .map_err(|e| e.to_string())
+            .and_then(|paths| match plot(&report) {
+                Some((name, svg)) => {
+                    let p = folder.join(name);
+                    harness::report::write_atomic(&p, &svg).map_err(|e| e.to_string())?;
+                    Ok(paths.into_iter().chain([p]).collect::<Vec<_>>())
+                }
+                None => Ok(paths),
+            });
+        match written {
+            Ok(paths) => paths
+                .iter()
+                .for_each(|p| eprintln!("wrote {}", p.display())),
+            Err(e) => {
+                return usage_exit(format!("cannot write reports under {}: {e}", dir.display()))
+            }
+        }
+    }
+    let out = if args.json {
+        bench::json(&report)
+    } else if args.issue {
+        bench::issue_markdown(&report, snippet)
+    } else {
+        bench::text(&report)
+    };
+    print!("{out}");
+    ExitCode::from(report.verdict.exit_code())
+}
+
+/// `1.234` with three decimals, for table cells.
+pub fn ms(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+/// `0.87×`.
+pub fn times(x: f64) -> String {
+    format!("{x:.2}×")
+}
+
+/// JSON object from pairs, for `BenchRecord::config` / `counts`.
+pub fn obj(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
