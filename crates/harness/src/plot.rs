@@ -46,6 +46,9 @@ pub fn line_chart_svg(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            // Log axes draw a light line per minor tick; they only clutter a small chart.
+            .light_line_style(TRANSPARENT)
+            .y_labels(12)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.3}"))
             .draw()

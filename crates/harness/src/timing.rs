@@ -105,6 +105,24 @@ where
     Ok(Stats::from_samples(samples))
 }
 
+/// Runs `f` (synchronised) for at least `at_least`, untimed: a GPU idles at low clocks, so a run
+/// warms the device once before its first timed configuration.
+pub fn warm_device<E>(
+    device: &Device,
+    at_least: Duration,
+    mut f: impl FnMut() -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<candle_core::Error>,
+{
+    let start = Instant::now();
+    while start.elapsed() < at_least {
+        f()?;
+        device.synchronize()?;
+    }
+    Ok(())
+}
+
 /// `t / baseline` of two medians measured in the same run.
 pub fn ratio(t: &Stats, baseline: &Stats) -> f64 {
     t.median_ms / baseline.median_ms

@@ -16,9 +16,10 @@ use candle_core::{DType, Device, Tensor};
 use harness::bench::{BenchRecord, BenchReport};
 use harness::device::{Environment, CANDLE_VERSION};
 use harness::plot::{line_chart_svg, Series};
-use harness::timing::{measure, ratio, Stats, TimingConfig};
+use harness::timing::{measure, ratio, warm_device, Stats, TimingConfig};
 use harness::Verdict;
 use std::cell::Cell;
+use std::time::Duration;
 
 pub const NAME: &str = "fp16_cast_overhead";
 pub const SNIPPET: &str = include_str!("../../snippets/src/bin/fp16_cast_overhead.rs");
@@ -258,6 +259,11 @@ pub fn run(
     for &d in &dims {
         let model = Model::new(d, layers, device)?;
         let x = Tensor::randn(0f32, 1f32, (t, d), device)?;
+        if d == dims[0] {
+            warm_device(device, Duration::from_secs(1), || {
+                model.forward(&x, Mode::F32, &Casts::default()).map(|_| ())
+            })?;
+        }
         for mode in Mode::ALL {
             let casts = Casts::default();
             model.forward(&x, mode, &casts)?;
