@@ -256,6 +256,49 @@ pub fn transpose2(t: &HostTensor) -> OracleResult {
     })
 }
 
+/// `t.gather(indexes, dim)`: `out[p] = t[p with p[dim] = indexes[p]]`, out shaped like indexes.
+pub fn gather(t: &HostTensor, indexes: &HostTensor, dim: usize) -> OracleResult {
+    if !is_index_dtype(indexes.dtype) || indexes.shape.len() != t.shape.len() {
+        return Err(Rejection::new(
+            "indexes",
+            "an integer index of the same rank is required".into(),
+            &["ids", "index"],
+        ));
+    }
+    let values = (0..indexes.elem_count())
+        .map(|pos| {
+            let mut idx = unravel(pos, &indexes.shape);
+            idx[dim] = indexes.values[pos] as usize;
+            t.values[ravel(&idx, &t.shape)]
+        })
+        .collect();
+    Ok(HostTensor {
+        dtype: t.dtype,
+        shape: indexes.shape.clone(),
+        values,
+    })
+}
+
+/// `dst.scatter(indexes, source, dim)`: like scatter_add but overwriting (indexes assumed unique).
+pub fn scatter(
+    dst: &HostTensor,
+    indexes: &HostTensor,
+    source: &HostTensor,
+    dim: usize,
+) -> OracleResult {
+    let mut out = dst.values.clone();
+    for (pos, &v) in source.values.iter().enumerate() {
+        let mut idx = unravel(pos, &source.shape);
+        idx[dim] = indexes.values[pos] as usize;
+        out[ravel(&idx, &dst.shape)] = v;
+    }
+    Ok(HostTensor {
+        dtype: dst.dtype,
+        shape: dst.shape.clone(),
+        values: out,
+    })
+}
+
 /// `dst.scatter_add(indexes, source, dim)` as candle documents it: for every position `p` of
 /// `source`, `out[p with p[dim] = indexes[p]] += source[p]`.
 ///

@@ -166,6 +166,13 @@ pub fn explanation(r: &CaseReport) -> String {
                 "No accelerator was used (target {}), so the claim about a GPU backend was not tested; run with `--device cuda` or `--device metal`.",
                 r.environment.target.location
             );
+            let cpu_bad = r.variants.iter().filter(|v| v.reference_disagrees).count();
+            if cpu_bad > 0 {
+                let _ = write!(
+                    s,
+                    " The CPU itself disagrees with the oracle in {cpu_bad} of {n} variants: a bug in backend-independent code or in the CPU backend (see the findings)."
+                );
+            }
             if callers > 0 {
                 let reason = r.variants.iter().find_map(rejection).map(|r| r.reason.clone()).unwrap_or_default();
                 let _ = write!(s, " On cpu, {callers} of {n} variants are caller errors: {reason}.");
@@ -321,6 +328,9 @@ fn issue_title(r: &CaseReport) -> String {
             ),
         },
         Verdict::NotReproduced => format!("(not reproduced on {backend}) {}", r.title),
+        Verdict::Inconclusive if r.variants.iter().any(|v| v.reference_disagrees) => {
+            format!("[cpu] {}", r.title)
+        }
         Verdict::Inconclusive => format!("(untested on a GPU) {}", r.title),
         Verdict::Crashed | Verdict::Hung => format!("[{backend}] {} ({})", r.title, r.verdict),
     }

@@ -2,6 +2,7 @@
 //! link and where its known status lives.
 
 pub mod broadcast_contiguous_u32;
+pub mod scatter_add_backward;
 pub mod scatter_add_u32;
 pub mod selftest;
 
@@ -12,7 +13,11 @@ static SELFTESTS: LazyLock<Vec<Case>> = LazyLock::new(selftest::cases);
 
 /// Every real case, in catalog order.
 pub fn all() -> Vec<&'static Case> {
-    vec![&scatter_add_u32::CASE, &broadcast_contiguous_u32::CASE]
+    vec![
+        &scatter_add_u32::CASE,
+        &broadcast_contiguous_u32::CASE,
+        &scatter_add_backward::CASE,
+    ]
 }
 
 /// The cases a suite run may name: the real ones, plus the test-only ones when

@@ -1,0 +1,376 @@
+//! A mixture-of-experts block for candle: router linear → softmax → top-K → renormalised gates,
+//! E SwiGLU expert MLPs, residual. One set of weights, four dispatch strategies chosen at run time:
+//!
+//! - `host-topk`: candle-transformers' `mixtral.rs` `SparseMoeBlock`, step for step — the router
+//!   probabilities go to the host (`to_vec2`, one device sync per call), top-K is picked there,
+//!   each expert runs on its tokens (`index_select`) and is added back with `index_add`. The gate
+//!   weights are host constants, so **the router gets no gradient** (as in mixtral.rs).
+//! - `gather`: top-K on the device; the per-expert token lists still need one host read (their
+//!   sizes are data-dependent); experts run on `index_select`ed tokens, results are `cat`ed and
+//!   each token's K results collected with `index_select` — no `scatter_add`/`index_add` in the
+//!   forward pass. Backward: candle differentiates `index_select` with `index_add`, so the
+//!   backward pass does use `index_add`. Gates come from the device probabilities: the router trains.
+//! - `scatter-add`: as `gather`, but the weighted expert rows are combined with `scatter_add`
+//!   (the index built by `unsqueeze` + `broadcast_as` + `contiguous`, the field notes' pattern).
+//! - `dense`: every expert on every token (batched matmuls) and a device-side top-K mask built
+//!   from the selected indices (one-hot), so **zero host syncs** per forward; 2×E/K the expert FLOPs.
+//!
+//! Softmax is written with differentiable tensor ops (candle-nn's fused `softmax_last_dim` has
+//! no backward) and computed in f32 whatever the weights' dtype.
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use std::cell::Cell;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    HostTopK,
+    Gather,
+    ScatterAdd,
+    Dense,
+}
+
+impl Dispatch {
+    pub const ALL: [Dispatch; 4] = [
+        Dispatch::HostTopK,
+        Dispatch::Gather,
+        Dispatch::ScatterAdd,
+        Dispatch::Dense,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dispatch::HostTopK => "host-topk",
+            Dispatch::Gather => "gather",
+            Dispatch::ScatterAdd => "scatter-add",
+            Dispatch::Dense => "dense",
+        }
+    }
+
+    /// Whether the router's weights receive a gradient under this strategy.
+    pub fn trains_router(self) -> bool {
+        self != Dispatch::HostTopK
+    }
+}
+
+impl FromStr for Dispatch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Dispatch::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                format!("unknown dispatch `{s}`: expected host-topk, gather, scatter-add or dense")
+            })
+    }
+}
+
+impl std::fmt::Display for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MoeConfig {
+    /// Model width.
+    pub d: usize,
+    /// Experts.
+    pub e: usize,
+    /// Experts per token.
+    pub k: usize,
+    /// Expert hidden width.
+    pub f: usize,
+    pub dtype: DType,
+}
+
+impl MoeConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.d == 0 || self.f == 0 || self.e < 2 || self.k == 0 || self.k > self.e {
+            return Err(format!(
+                "invalid MoE config: need d, f ≥ 1, e ≥ 2 and 1 ≤ k ≤ e (got {self:?})"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The block's parameters, shared by every strategy.
+pub struct MoeBlock {
+    pub config: MoeConfig,
+    /// (D, E)
+    pub router: Var,
+    /// (E, D, F)
+    pub w_gate: Var,
+    /// (E, D, F)
+    pub w_up: Var,
+    /// (E, F, D)
+    pub w_down: Var,
+    /// Host reads issued by forward passes (each one a device sync).
+    syncs: Cell<usize>,
+}
+
+/// Each row's top-K (descending, ties to the lower index) of host data.
+pub fn host_topk(row: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Softmax over the last dim from differentiable ops, in f32 (f64 stays f64).
+pub fn softmax_f32(x: &Tensor) -> Result<Tensor> {
+    let x = if x.dtype() == DType::F64 {
+        x.clone()
+    } else {
+        x.to_dtype(DType::F32)?
+    };
+    let e = x
+        .broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?
+        .exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+impl MoeBlock {
+    /// Random init (scaled normal), reproducible per device RNG state.
+    pub fn new(config: MoeConfig, device: &Device) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::Msg)?;
+        let MoeConfig { d, e, f, dtype, .. } = config;
+        let init = |shape: &[usize], fan_in: usize| -> Result<Var> {
+            let t = Tensor::randn(0f32, (1.0 / fan_in as f64).sqrt() as f32, shape, device)?
+                .to_dtype(dtype)?;
+            Var::from_tensor(&t)
+        };
+        Ok(Self {
+            config,
+            router: init(&[d, e], d)?,
+            w_gate: init(&[e, d, f], d)?,
+            w_up: init(&[e, d, f], d)?,
+            w_down: init(&[e, f, d], f)?,
+            syncs: Cell::new(0),
+        })
+    }
+
+    /// Builds a block from given weights (for tests and for copying across devices/dtypes).
+    pub fn from_tensors(
+        config: MoeConfig,
+        router: &Tensor,
+        w_gate: &Tensor,
+        w_up: &Tensor,
+        w_down: &Tensor,
+    ) -> Result<Self> {
+        let v = |t: &Tensor| Var::from_tensor(&t.to_dtype(config.dtype)?);
+        Ok(Self {
+            config,
+            router: v(router)?,
+            w_gate: v(w_gate)?,
+            w_up: v(w_up)?,
+            w_down: v(w_down)?,
+            syncs: Cell::new(0),
+        })
+    }
+
+    /// The same weights on another device and dtype.
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let c = MoeConfig {
+            dtype,
+            ..self.config
+        };
+        let m = |v: &Var| v.as_tensor().to_device(device);
+        Self::from_tensors(
+            c,
+            &m(&self.router)?,
+            &m(&self.w_gate)?,
+            &m(&self.w_up)?,
+            &m(&self.w_down)?,
+        )
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        vec![
+            self.router.clone(),
+            self.w_gate.clone(),
+            self.w_up.clone(),
+            self.w_down.clone(),
+        ]
+    }
+
+    /// Host syncs issued so far by forward passes.
+    pub fn host_syncs(&self) -> usize {
+        self.syncs.get()
+    }
+
+    fn read<T: candle_core::WithDType>(&self, t: &Tensor) -> Result<Vec<Vec<T>>> {
+        self.syncs.set(self.syncs.get() + 1);
+        t.to_vec2::<T>()
+    }
+
+    /// Expert `e`'s SwiGLU on rows `x` (n, D) → (n, D).
+    fn expert(&self, x: &Tensor, e: usize) -> Result<Tensor> {
+        let g = x.matmul(&self.w_gate.get(e)?)?;
+        let u = x.matmul(&self.w_up.get(e)?)?;
+        (g.silu()? * u)?.matmul(&self.w_down.get(e)?)
+    }
+
+    /// Router probabilities (T, E) in f32.
+    pub fn probs(&self, x: &Tensor) -> Result<Tensor> {
+        softmax_f32(&x.matmul(self.router.as_tensor())?)
+    }
+
+    /// Device-side top-K: indices (T, K) u32 and renormalised gates (T, K) in the block's dtype.
+    fn device_topk(&self, probs: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = self.config.k;
+        let idx = probs
+            .detach()
+            .arg_sort_last_dim(false)?
+            .narrow(1, 0, k)?
+            .contiguous()?;
+        let top = probs.gather(&idx, 1)?;
+        let gates = top
+            .broadcast_div(&top.sum_keepdim(1)?)?
+            .to_dtype(self.config.dtype)?;
+        Ok((idx, gates))
+    }
+
+    /// `x + moe(x)` for x (T, D).
+    pub fn forward(&self, x: &Tensor, dispatch: Dispatch) -> Result<Tensor> {
+        let y = match dispatch {
+            Dispatch::HostTopK => self.host_topk_forward(x)?,
+            Dispatch::Gather | Dispatch::ScatterAdd => self.sparse_forward(x, dispatch)?,
+            Dispatch::Dense => self.dense_forward(x)?,
+        };
+        x + y
+    }
+
+    /// mixtral.rs's algorithm.
+    fn host_topk_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (k, e_count, dtype) = (self.config.k, self.config.e, self.config.dtype);
+        let probs = self.read::<f32>(&self.probs(x)?.to_dtype(DType::F32)?)?;
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); e_count];
+        let mut weights: Vec<Vec<f32>> = vec![Vec::new(); e_count];
+        for (t, row) in probs.iter().enumerate() {
+            let top = host_topk(row, k);
+            let sum: f32 = top.iter().map(|&i| row[i]).sum();
+            for i in top {
+                tokens[i].push(t as u32);
+                weights[i].push(row[i] / sum);
+            }
+        }
+        let mut ys = x.zeros_like()?;
+        for e in 0..e_count {
+            if tokens[e].is_empty() {
+                continue;
+            }
+            let n = tokens[e].len();
+            let idx = Tensor::new(tokens[e].as_slice(), x.device())?;
+            let w = Tensor::new(weights[e].as_slice(), x.device())?
+                .to_dtype(dtype)?
+                .reshape((n, 1))?;
+            let out = self
+                .expert(&x.index_select(&idx, 0)?, e)?
+                .broadcast_mul(&w)?;
+            ys = ys.index_add(&idx, &out, 0)?;
+        }
+        Ok(ys)
+    }
+
+    /// `gather` and `scatter-add`: experts on their tokens only, gates from the device.
+    fn sparse_forward(&self, x: &Tensor, dispatch: Dispatch) -> Result<Tensor> {
+        let (t, d) = x.dims2()?;
+        let (k, e_count) = (self.config.k, self.config.e);
+        let (idx, gates) = self.device_topk(&self.probs(x)?)?;
+        let chosen = self.read::<u32>(&idx)?;
+        // Expert-ordered rows: token of each row, and the (t, k) slot each row answers.
+        let mut rows_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); e_count];
+        for (tok, sel) in chosen.iter().enumerate() {
+            for (slot, &e) in sel.iter().enumerate() {
+                rows_of[e as usize].push((tok as u32, (tok * k + slot) as u32));
+            }
+        }
+        let mut outs = Vec::new();
+        let (mut row_token, mut row_slot) = (Vec::with_capacity(t * k), Vec::with_capacity(t * k));
+        for (e, rows) in rows_of.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let toks: Vec<u32> = rows.iter().map(|r| r.0).collect();
+            outs.push(self.expert(
+                &x.index_select(&Tensor::new(toks.as_slice(), x.device())?, 0)?,
+                e,
+            )?);
+            row_token.extend(toks);
+            row_slot.extend(rows.iter().map(|r| r.1));
+        }
+        let y = Tensor::cat(&outs, 0)?; // (T·K, D), expert order
+        match dispatch {
+            Dispatch::Gather => {
+                // position of slot s in expert order
+                let mut pos = vec![0u32; t * k];
+                for (r, &s) in row_slot.iter().enumerate() {
+                    pos[s as usize] = r as u32;
+                }
+                let per_slot = y
+                    .index_select(&Tensor::new(pos.as_slice(), x.device())?, 0)?
+                    .reshape((t, k, d))?;
+                per_slot.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)
+            }
+            _ => {
+                let slot_idx = Tensor::new(row_slot.as_slice(), x.device())?;
+                let row_gates = gates
+                    .flatten_all()?
+                    .index_select(&slot_idx, 0)?
+                    .unsqueeze(1)?;
+                let weighted = y.broadcast_mul(&row_gates)?;
+                let tok = Tensor::new(row_token.as_slice(), x.device())?;
+                let tok = tok.unsqueeze(1)?.broadcast_as((t * k, d))?.contiguous()?;
+                x.zeros_like()?.scatter_add(&tok, &weighted, 0)
+            }
+        }
+    }
+
+    /// Every expert on every token; the top-K mask built on the device. No host sync.
+    fn dense_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let e_count = self.config.e;
+        let (idx, gates) = self.device_topk(&self.probs(x)?)?;
+        let experts = Tensor::arange(0u32, e_count as u32, x.device())?.reshape((1, 1, e_count))?;
+        let one_hot = idx
+            .unsqueeze(2)?
+            .broadcast_eq(&experts)?
+            .to_dtype(self.config.dtype)?; // (T, K, E)
+        let gate_full = one_hot.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)?; // (T, E)
+        let xb = x.unsqueeze(0)?; // (1, T, D)
+        let g = xb.broadcast_matmul(self.w_gate.as_tensor())?; // (E, T, F)
+        let u = xb.broadcast_matmul(self.w_up.as_tensor())?;
+        let y = (g.silu()? * u)?.matmul(self.w_down.as_tensor())?; // (E, T, D)
+        y.broadcast_mul(&gate_full.t()?.unsqueeze(2)?)?.sum(0)
+    }
+}
+
+/// The cost of the active FLOPs: a dense SwiGLU FFN of hidden `hidden` on the same tokens
+/// (MegaBlocks' framing of the limit a sparse MoE can approach).
+pub struct DenseFfn {
+    pub w_gate: Var,
+    pub w_up: Var,
+    pub w_down: Var,
+}
+
+impl DenseFfn {
+    pub fn new(d: usize, hidden: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let init = |shape: (usize, usize), fan_in: usize| -> Result<Var> {
+            Var::from_tensor(
+                &Tensor::randn(0f32, (1.0 / fan_in as f64).sqrt() as f32, shape, device)?
+                    .to_dtype(dtype)?,
+            )
+        };
+        Ok(Self {
+            w_gate: init((d, hidden), d)?,
+            w_up: init((d, hidden), d)?,
+            w_down: init((hidden, d), hidden)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = (x.matmul(self.w_gate.as_tensor())?.silu()? * x.matmul(self.w_up.as_tensor())?)?;
+        x + h.matmul(self.w_down.as_tensor())?
+    }
+}
