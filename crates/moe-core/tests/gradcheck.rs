@@ -51,9 +51,9 @@ fn gradients_match_finite_differences(
     if dispatch == Dispatch::ScatterAdd {
         // Expected failure, pinned as the repro case `scatter_add_backward`: candle's ScatterAdd
         // backward builds a mask from a self-shaped source and fails when the index has more rows.
-        let err = backward.err().expect(
-            "scatter-add backward now succeeds: fixed upstream? remove this expected failure and update repro/expected.toml and ISSUES.md",
-        );
+        let Err(err) = backward else {
+            panic!("scatter-add backward now succeeds: fixed upstream? remove this expected failure and update repro/expected.toml and ISSUES.md");
+        };
         assert!(err.to_string().contains("shape mismatch in scatter"), "{err}");
         return;
     }
