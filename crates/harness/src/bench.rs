@@ -55,7 +55,8 @@ impl BenchReport {
     }
 }
 
-fn table(columns: &[String], rows: &[Vec<String>], markdown: bool) -> String {
+/// A right-aligned text table, or a Markdown one.
+pub fn table(columns: &[String], rows: &[Vec<String>], markdown: bool) -> String {
     let mut out = String::new();
     if markdown {
         let _ = writeln!(out, "| {} |", columns.join(" | "));

@@ -54,7 +54,10 @@ fn gradients_match_finite_differences(
         let Err(err) = backward else {
             panic!("scatter-add backward now succeeds: fixed upstream? remove this expected failure and update repro/expected.toml and ISSUES.md");
         };
-        assert!(err.to_string().contains("shape mismatch in scatter"), "{err}");
+        assert!(
+            err.to_string().contains("shape mismatch in scatter"),
+            "{err}"
+        );
         return;
     }
     let grads = backward.unwrap();

@@ -1,0 +1,504 @@
+//! `moe_bench`: every dispatch strategy of the MoE block, forward and forward+backward, against
+//! the mixtral.rs-style `host-topk` baseline and against a dense SwiGLU FFN over the active FLOPs
+//! (hidden K·F on the same tokens), all measured in the same run.
+//!
+//!     cargo run -p moe-core --release --features cuda --bin moe_bench -- --device cuda --dtypes f32,bf16
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use clap::Parser;
+use harness::bench::{table, BenchRecord};
+use harness::device::{Environment, CANDLE_VERSION};
+use harness::plot::{line_chart_svg, Series};
+use harness::timing::{measure, warm_device, Stats, TimingConfig};
+use moe_core::{DenseFfn, Dispatch, MoeBlock, MoeConfig};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    about = "Times the MoE dispatch strategies against host-topk and a dense FFN over the active FLOPs."
+)]
+struct Args {
+    /// auto, cpu, cuda[:N] or metal[:N].
+    #[arg(long, env = harness::DEVICE_ENV, default_value = "auto")]
+    device: String,
+    #[arg(long, value_delimiter = ',', default_values_t = [1024u64, 4096], value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    tokens: Vec<u64>,
+    #[arg(long, value_delimiter = ',', default_values_t = [128u64, 512, 1024], value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    dims: Vec<u64>,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=1024))]
+    experts: u64,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    k: u64,
+    /// Dtypes (f32, f16, bf16), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["f32".to_string()])]
+    dtypes: Vec<String>,
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    iters: u64,
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    warmup_ms: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write <DIR>/<backend>/moe_bench.{txt,json,svg}.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct TargetCheck {
+    target: String,
+    measured: String,
+    met: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    environment: Environment,
+    command: String,
+    timing: TimingConfig,
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    records: Vec<BenchRecord>,
+    targets: Vec<TargetCheck>,
+    notes: Vec<String>,
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        _ => Err(format!("unknown dtype `{s}`: expected f32, f16 or bf16")),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    Forward,
+    ForwardBackward,
+}
+
+impl Pass {
+    fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "fwd",
+            Pass::ForwardBackward => "fwd+bwd",
+        }
+    }
+}
+
+fn run_pass(out: candle_core::Result<Tensor>, pass: Pass) -> candle_core::Result<()> {
+    let out = out?;
+    if pass == Pass::ForwardBackward {
+        out.sum_all()?.backward()?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::from(2)
+    };
+    let dtypes: Vec<DType> = match args.dtypes.iter().map(|s| parse_dtype(s)).collect() {
+        Ok(d) => d,
+        Err(e) => return usage(e),
+    };
+    if args.k >= args.experts {
+        return usage(format!(
+            "--k must be below --experts (K = {}, E = {})",
+            args.k, args.experts
+        ));
+    }
+    let device = match args
+        .device
+        .parse::<harness::DeviceSpec>()
+        .and_then(|s| harness::device::open(s).map_err(|e| e.to_string()))
+    {
+        Ok(d) => d,
+        Err(e) => return usage(e),
+    };
+    if let Some(dir) = &args.report_dir {
+        let folder = dir.join(harness::device::backend_name(&device));
+        if let Err(e) = std::fs::create_dir_all(&folder) {
+            return usage(format!("cannot write reports under {}: {e}", dir.display()));
+        }
+    }
+    match bench(&args, &dtypes, &device) {
+        Ok(report) => {
+            let text = render(&report);
+            if let Some(dir) = &args.report_dir {
+                let folder = dir.join(&report.environment.target.backend);
+                let write =
+                    |name: &str, s: &str| harness::report::write_atomic(&folder.join(name), s);
+                let svg = plot(&report);
+                let res = write("moe_bench.txt", &text)
+                    .and_then(|_| {
+                        write(
+                            "moe_bench.json",
+                            &(serde_json::to_string_pretty(&report).unwrap() + "\n"),
+                        )
+                    })
+                    .and_then(|_| match &svg {
+                        Some(s) => write("moe_bench.svg", s),
+                        None => Ok(()),
+                    });
+                if let Err(e) = res {
+                    return usage(format!("cannot write reports under {}: {e}", dir.display()));
+                }
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap());
+            } else {
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+struct Measured {
+    dtype: DType,
+    t: usize,
+    d: usize,
+    pass: Pass,
+    /// None for the dense-active FFN baseline.
+    dispatch: Option<Dispatch>,
+    result: std::result::Result<Stats, String>,
+}
+
+fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
+    let timing = TimingConfig {
+        iters: args.iters as usize,
+        warmup_iters: 3,
+        warmup_min: Duration::from_millis(args.warmup_ms),
+    };
+    let (e, k) = (args.experts as usize, args.k as usize);
+    let env = Environment::collect(device);
+    let mut all: Vec<Measured> = Vec::new();
+    let mut warmed = false;
+    for &dtype in dtypes {
+        for &t in &args.tokens {
+            for &d in &args.dims {
+                let (t, d) = (t as usize, d as usize);
+                let config = MoeConfig {
+                    d,
+                    e,
+                    k,
+                    f: 4 * d,
+                    dtype,
+                };
+                let block = MoeBlock::new(config, device)?;
+                let ffn = DenseFfn::new(d, k * 4 * d, dtype, device)?;
+                let x = Tensor::randn(0f32, 1.0, (t, d), device)?.to_dtype(dtype)?;
+                if !warmed {
+                    warm_device(device, Duration::from_secs(1), || {
+                        run_pass(block.forward(&x, Dispatch::Dense), Pass::ForwardBackward)
+                    })?;
+                    warmed = true;
+                }
+                for pass in [Pass::Forward, Pass::ForwardBackward] {
+                    let r = measure(device, &timing, || run_pass(ffn.forward(&x), pass))
+                        .map_err(|e: candle_core::Error| e.to_string());
+                    all.push(Measured {
+                        dtype,
+                        t,
+                        d,
+                        pass,
+                        dispatch: None,
+                        result: r,
+                    });
+                    for dispatch in Dispatch::ALL {
+                        let r = measure(device, &timing, || {
+                            run_pass(block.forward(&x, dispatch), pass)
+                        })
+                        .map_err(|e: candle_core::Error| {
+                            e.to_string().lines().next().unwrap_or("").to_string()
+                        });
+                        all.push(Measured {
+                            dtype,
+                            t,
+                            d,
+                            pass,
+                            dispatch: Some(dispatch),
+                            result: r,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let device_name = format!("{} ({})", env.target.location, env.target.name);
+    let find = |m: &Measured, dispatch: Option<Dispatch>| {
+        all.iter()
+            .find(|o| {
+                o.dtype == m.dtype
+                    && o.t == m.t
+                    && o.d == m.d
+                    && o.pass == m.pass
+                    && o.dispatch == dispatch
+            })
+            .and_then(|o| o.result.as_ref().ok())
+            .map(|s| s.median_ms)
+    };
+    let mut rows = Vec::new();
+    let mut records = Vec::new();
+    for m in &all {
+        let name = m.dispatch.map_or("dense-active-ffn", |d| d.name());
+        let host = find(m, Some(Dispatch::HostTopK));
+        let active = find(m, None);
+        let (median, speedup, vs_active) = match &m.result {
+            Ok(s) => (
+                format!("{:.3}", s.median_ms),
+                host.map_or("—".into(), |h| format!("{:.2}×", h / s.median_ms)),
+                active.map_or("—".into(), |a| format!("{:.2}", s.median_ms / a)),
+            ),
+            // The message is in the JSON record and the notes; the table stays narrow.
+            Err(_) => ("error".into(), "—".into(), "—".into()),
+        };
+        rows.push(vec![
+            m.dtype.as_str().into(),
+            m.t.to_string(),
+            m.d.to_string(),
+            m.pass.name().into(),
+            name.into(),
+            median,
+            speedup,
+            vs_active,
+        ]);
+        records.push(BenchRecord {
+            config: [
+                ("dtype", m.dtype.as_str().into()),
+                ("tokens", m.t.into()),
+                ("d", m.d.into()),
+                ("experts", e.into()),
+                ("k", k.into()),
+                ("f", (4 * m.d).into()),
+                ("pass", m.pass.name().into()),
+                ("strategy", name.into()),
+            ]
+            .into_iter()
+            .map(|(a, b): (&str, serde_json::Value)| (a.to_string(), b))
+            .collect(),
+            stats: m.result.as_ref().ok().cloned(),
+            ratio_to_baseline: match (&m.result, host) {
+                (Ok(s), Some(h)) => Some(s.median_ms / h),
+                _ => None,
+            },
+            baseline: Some("host-topk, same dtype/T/D/pass".into()),
+            counts: [(
+                "error",
+                serde_json::Value::from(m.result.as_ref().err().cloned()),
+            )]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b))
+            .collect(),
+            device: device_name.clone(),
+            candle_version: CANDLE_VERSION.into(),
+        });
+    }
+
+    // Targets (forward+backward at the largest T measured).
+    let t_max = args.tokens.iter().copied().max().unwrap_or(0) as usize;
+    let best = |dtype: DType, d: usize| -> Option<(Dispatch, f64, f64, f64)> {
+        let sel = |o: &&Measured| {
+            o.dtype == dtype && o.t == t_max && o.d == d && o.pass == Pass::ForwardBackward
+        };
+        let host = all
+            .iter()
+            .filter(sel)
+            .find(|o| o.dispatch == Some(Dispatch::HostTopK))?
+            .result
+            .as_ref()
+            .ok()?
+            .median_ms;
+        let active = all
+            .iter()
+            .filter(sel)
+            .find(|o| o.dispatch.is_none())?
+            .result
+            .as_ref()
+            .ok()?
+            .median_ms;
+        all.iter()
+            .filter(sel)
+            .filter_map(|o| Some((o.dispatch?, o.result.as_ref().ok()?.median_ms)))
+            .filter(|(d, _)| *d != Dispatch::HostTopK)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(d, t)| (d, t, host, active))
+    };
+    let mut targets = Vec::new();
+    let mut check = |target: String, measured: Option<(String, bool)>| {
+        if let Some((measured, met)) = measured {
+            targets.push(TargetCheck {
+                target,
+                measured,
+                met,
+            });
+        }
+    };
+    for &dtype in dtypes {
+        check(
+            format!(
+                "{} D = 128: best strategy ≥ 3× host-topk (fwd+bwd, T = {t_max})",
+                dtype.as_str()
+            ),
+            best(dtype, 128).map(|(s, t, h, _)| (format!("{s}: {:.2}×", h / t), h / t >= 3.0)),
+        );
+        let (speed_target, active_target) = if dtype == DType::F32 {
+            (None, 1.2)
+        } else {
+            (Some(1.5), 2.0)
+        };
+        if let Some(st) = speed_target {
+            check(
+                format!(
+                    "{} D = 1024: best strategy ≥ {st}× host-topk",
+                    dtype.as_str()
+                ),
+                best(dtype, 1024).map(|(s, t, h, _)| (format!("{s}: {:.2}×", h / t), h / t >= st)),
+            );
+        }
+        check(
+            format!(
+                "{} D = 1024: best t / t_dense_active ≤ {active_target}",
+                dtype.as_str()
+            ),
+            best(dtype, 1024)
+                .map(|(s, t, _, a)| (format!("{s}: {:.2}", t / a), t / a <= active_target)),
+        );
+    }
+    let mut notes = vec![format!(
+        "E = {e}, K = {k}, F = 4·D; dense-active-ffn is a SwiGLU FFN of hidden K·F on the same T tokens (the active FLOPs); speedup = host-topk median / strategy median; medians of {} synchronised iterations",
+        timing.iters
+    )];
+    if all.iter().any(|m| {
+        m.dispatch == Some(Dispatch::ScatterAdd)
+            && m.pass == Pass::ForwardBackward
+            && m.result.is_err()
+    }) {
+        let msg = all
+            .iter()
+            .find_map(|m| {
+                m.result
+                    .as_ref()
+                    .err()
+                    .filter(|_| m.dispatch == Some(Dispatch::ScatterAdd))
+            })
+            .cloned()
+            .unwrap_or_default();
+        notes.push(format!("scatter-add fwd+bwd fails in candle's ScatterAdd backward: `{msg}` (repro: `cargo run -p repro --bin scatter_add_backward`)"));
+    }
+    let command = {
+        let features = if cfg!(feature = "cuda") {
+            " --features cuda"
+        } else {
+            ""
+        };
+        format!(
+            "cargo run -p moe-core --release{features} --bin moe_bench -- {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        )
+    };
+    Ok(Report {
+        environment: env,
+        command,
+        timing,
+        columns: [
+            "dtype",
+            "T",
+            "D",
+            "pass",
+            "strategy",
+            "median ms",
+            "speedup vs host-topk",
+            "t / t_dense_active",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        records,
+        targets,
+        notes,
+    })
+}
+
+fn render(r: &Report) -> String {
+    let t = &r.environment.target;
+    let mut s = format!(
+        "moe_bench on {} ({}{}) · candle {} · {}\ncommand: {}\n\n",
+        t.location,
+        t.name,
+        t.driver
+            .as_deref()
+            .map(|d| format!(", driver {d}"))
+            .unwrap_or_default(),
+        r.environment.candle_version,
+        r.environment.os,
+        r.command
+    );
+    s.push_str(&table(&r.columns, &r.rows, false));
+    s.push('\n');
+    for n in &r.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    for c in &r.targets {
+        s.push_str(&format!(
+            "target: {} — {} — {}\n",
+            c.target,
+            c.measured,
+            if c.met { "met" } else { "MISSED" }
+        ));
+    }
+    s
+}
+
+/// fwd+bwd ms vs D at the largest T, one line per strategy and dtype.
+fn plot(r: &Report) -> Option<String> {
+    let t_max = r
+        .records
+        .iter()
+        .filter_map(|x| x.config["tokens"].as_u64())
+        .max()?;
+    let mut series: Vec<Series> = Vec::new();
+    for rec in r
+        .records
+        .iter()
+        .filter(|x| x.config["tokens"].as_u64() == Some(t_max) && x.config["pass"] == "fwd+bwd")
+    {
+        let Some(stats) = &rec.stats else { continue };
+        let label = format!(
+            "{} {}",
+            rec.config["strategy"].as_str()?,
+            rec.config["dtype"].as_str()?
+        );
+        let p = (rec.config["d"].as_f64()?, stats.median_ms);
+        match series.iter_mut().find(|s| s.label == label) {
+            Some(s) => s.points.push(p),
+            None => series.push(Series {
+                label,
+                points: vec![p],
+            }),
+        }
+    }
+    let t = &r.environment.target;
+    line_chart_svg(
+        &format!(
+            "moe_bench fwd+bwd, T = {t_max}, on {} ({})",
+            t.location, t.name
+        ),
+        "model width D",
+        "median ms",
+        &series,
+    )
+    .ok()
+}
