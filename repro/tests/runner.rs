@@ -151,7 +151,11 @@ fn the_real_suite_matches_the_manifest_on_cpu() {
     );
     let out = text(&o.stdout);
     let n = repro::cases::all().len();
-    assert!(out.contains(&format!("{n} cases on cpu")) && out.contains(&format!("{n} as expected, 0 changed, 0 without an entry")), "{out}");
+    assert!(
+        out.contains(&format!("{n} cases on cpu"))
+            && out.contains(&format!("{n} as expected, 0 changed, 0 without an entry")),
+        "{out}"
+    );
     no_temp_files(&dir.join("cpu"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
