@@ -33,6 +33,14 @@ fn argsort_wide_rows_snippet() {
 }
 
 #[test]
+fn scatter_add_backward_snippet() {
+    insta::assert_snapshot!(
+        "scatter_add_backward@cpu",
+        run(env!("CARGO_BIN_EXE_snippet_scatter_add_backward"))
+    );
+}
+
+#[test]
 fn broadcast_contiguous_u32_snippet() {
     insta::assert_snapshot!(
         "broadcast_contiguous_u32@cpu",
