@@ -3,5 +3,6 @@
 pub mod cases;
 pub mod cli;
 pub mod manifest;
+pub mod matrix;
 pub mod perf;
 pub mod runner;

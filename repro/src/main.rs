@@ -46,6 +46,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write matrix.{md,json} from the suite runs of several candle versions (scripts/matrix.sh).
+    MatrixReport {
+        /// Folder for matrix.md and matrix.json.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// VERSION=REPORT_DIR, oldest version first.
+        #[arg(required = true)]
+        runs: Vec<String>,
+    },
     /// Internal: run one case in this process (used by `run`).
     #[command(name = CHILD, hide = true)]
     Child {
@@ -82,6 +91,26 @@ fn main() -> ExitCode {
             };
             match cli::execute(case, &device, &command, None, Some(&staging), Format::Quiet) {
                 Ok(v) => ExitCode::from(v.exit_code()),
+                Err(e) => usage_exit(e),
+            }
+        }
+        Cmd::MatrixReport { out, runs } => {
+            let mut parsed = Vec::new();
+            for r in &runs {
+                match r.split_once('=') {
+                    Some((v, d)) if !v.is_empty() && !d.is_empty() => {
+                        parsed.push((v.to_string(), PathBuf::from(d)))
+                    }
+                    _ => return usage_exit(format!("expected VERSION=REPORT_DIR, got `{r}`")),
+                }
+            }
+            match repro::matrix::write(&out, &parsed) {
+                Ok(paths) => {
+                    for p in paths {
+                        println!("wrote {}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => usage_exit(e),
             }
         }

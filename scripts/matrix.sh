@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The candle version matrix: the same suite, built against every version in matrix/versions.txt,
+# each with its own lock file (matrix/locks/<version>.lock, committed) and target dir, then one
+# report: reports/matrix.{md,json} (case × version × backend → verdict, "fixed in"/"regressed in").
+#
+#   scripts/matrix.sh build [--cuda]             # build target/matrix/<v>/repro for every version
+#   scripts/matrix.sh run --device cpu|cuda      # run each build's suite into target/matrix/<v>/reports
+#   scripts/matrix.sh report                     # write reports/matrix.{md,json} from every run found
+#   scripts/matrix.sh all [--device cpu]         # build + run + report (CPU)
+#
+# MATRIX_DIR (default target/matrix) holds sources, builds and runs. The only per-version edit is
+# the two candle pins in the copied root Cargo.toml.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${MATRIX_DIR:-$root/target/matrix}
+versions=$(grep -v '^#' "$root/matrix/versions.txt" | grep -v '^ *$')
+pinned=$(grep -m1 '^candle-core = ' "$root/Cargo.toml" | sed 's/.*"=\(.*\)"/\1/')
+die() { echo "error: $*" >&2; exit 2; }
+
+build() {
+  local features="" suffix=""
+  if [ "${1:-}" = "--cuda" ]; then features="--features cuda"; suffix="-cuda"; fi
+  for v in $versions; do
+    local src=$work/$v/src out=$work/$v
+    mkdir -p "$out"
+    if [ "$v" = "$pinned" ]; then
+      # The checkout itself is this version: reuse its build (and target dir).
+      local tdir=${CARGO_TARGET_DIR:-$root/target}
+      [ -n "$features" ] && tdir=$root/target/cuda
+      (cd "$root" && CARGO_TARGET_DIR=$tdir cargo build -q --release -p repro --bin repro $features)
+      cp "$tdir/release/repro" "$out/repro$suffix"
+      cp "$root/Cargo.lock" "$root/matrix/locks/$v.lock"
+      echo "built $v (the checkout's pin) -> $out/repro$suffix"
+      continue
+    fi
+    rm -rf "$src" && mkdir -p "$src"
+    (cd "$root" && git ls-files -z | xargs -0 tar c) | tar x -C "$src"
+    sed -i "s/^candle-core = \"=.*\"/candle-core = \"=$v\"/; s/^candle-nn = \"=.*\"/candle-nn = \"=$v\"/" "$src/Cargo.toml"
+    if [ -f "$root/matrix/locks/$v.lock" ]; then cp "$root/matrix/locks/$v.lock" "$src/Cargo.lock"; else rm -f "$src/Cargo.lock"; fi
+    (cd "$src" && CARGO_TARGET_DIR=$out/target$suffix cargo build -q --release -p repro --bin repro $features)
+    cp "$src/Cargo.lock" "$root/matrix/locks/$v.lock"
+    cp "$out/target$suffix/release/repro" "$out/repro$suffix"
+    echo "built $v -> $out/repro$suffix"
+  done
+}
+
+run() {
+  local device=cpu bins=$work
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --device) device=$2; shift 2 ;;
+      --bins) bins=$2; shift 2 ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  local suffix=""; [ "${device%%:*}" = cuda ] && suffix="-cuda"
+  for v in $versions; do
+    local exe=$bins/$v/repro$suffix
+    [ -x "$exe" ] || die "no build for $v at $exe (run: scripts/matrix.sh build${suffix:+ --cuda})"
+    set +e
+    (cd "$root" && "$exe" run --device "$device" --report-dir "$work/$v/reports" > "$work/$v/suite-${device%%:*}.txt" 2>&1)
+    local rc=$?
+    set -e
+    # 0: as the manifest expects; 3: some verdict differs (expected across versions).
+    [ $rc = 0 ] || [ $rc = 3 ] || die "candle $v on $device: the suite exited $rc (see $work/$v/suite-${device%%:*}.txt)"
+    echo "ran $v on $device: $(tail -n 1 "$work/$v/suite-${device%%:*}.txt")"
+  done
+}
+
+report() {
+  local args=()
+  for v in $versions; do
+    [ -d "$work/$v/reports" ] && args+=("$v=$work/$v/reports")
+  done
+  [ ${#args[@]} -gt 0 ] || die "no runs under $work (run: scripts/matrix.sh run --device cpu)"
+  (cd "$root" && cargo run -q -p repro --release -- matrix-report --out reports "${args[@]}")
+}
+
+case "${1:-}" in
+  build) shift; build "$@" ;;
+  run) shift; run "$@" ;;
+  report) report ;;
+  all) shift; build; run "$@"; report ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac
