@@ -190,18 +190,12 @@ pub fn issue_markdown(r: &BenchReport, snippet: &str) -> String {
 
 /// Writes `<dir>/<backend>/<bench>.{txt,json,md}` (and returns the paths), each atomically.
 pub fn write_reports(dir: &Path, r: &BenchReport, snippet: &str) -> std::io::Result<Vec<PathBuf>> {
-    let folder = dir.join(&r.environment.target.backend);
-    std::fs::create_dir_all(&folder)?;
-    let files = [
-        (folder.join(format!("{}.txt", r.bench)), text(r)),
-        (folder.join(format!("{}.json", r.bench)), json(r)),
-        (
-            folder.join(format!("{}.md", r.bench)),
-            issue_markdown(r, snippet),
-        ),
-    ];
-    for (p, c) in &files {
-        crate::report::write_atomic(p, c)?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    crate::report::write_report_set(
+        dir,
+        &r.environment.target.backend,
+        &r.bench,
+        text(r),
+        json(r),
+        issue_markdown(r, snippet),
+    )
 }

@@ -97,6 +97,16 @@ impl HostTensor {
     }
 }
 
+/// SplitMix64: deterministic pseudo-random numbers, so generated inputs are reproducible from
+/// the seed a report records.
+pub fn splitmix64(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Rounds a value to what `dtype` can hold, the way a conversion from f64 would.
 pub fn round_to(dtype: DType, x: f64) -> f64 {
     match dtype {

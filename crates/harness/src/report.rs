@@ -516,23 +516,36 @@ pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     result
 }
 
-/// Writes `<dir>/<backend>/<case>.{txt,json,md}`; returns the paths written. All three files are
-/// rendered before the first is written, and each is written atomically.
-pub fn write_reports(dir: &Path, r: &CaseReport, snippet: &str) -> std::io::Result<Vec<PathBuf>> {
-    let folder = dir.join(r.target_backend());
+/// Writes `<dir>/<backend>/<name>.{txt,json,md}` from contents rendered beforehand, each file
+/// atomically; returns the paths written.
+pub fn write_report_set(
+    dir: &Path,
+    backend: &str,
+    name: &str,
+    txt: String,
+    json: String,
+    md: String,
+) -> std::io::Result<Vec<PathBuf>> {
+    let folder = dir.join(backend);
     std::fs::create_dir_all(&folder)?;
-    let files = [
-        (folder.join(format!("{}.txt", r.case)), text(r)),
-        (folder.join(format!("{}.json", r.case)), json(r)),
-        (
-            folder.join(format!("{}.md", r.case)),
-            issue_markdown(r, snippet),
-        ),
-    ];
+    let files = [("txt", txt), ("json", json), ("md", md)]
+        .map(|(ext, c)| (folder.join(format!("{name}.{ext}")), c));
     for (path, contents) in &files {
         write_atomic(path, contents)?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// Writes `<dir>/<backend>/<case>.{txt,json,md}`; returns the paths written.
+pub fn write_reports(dir: &Path, r: &CaseReport, snippet: &str) -> std::io::Result<Vec<PathBuf>> {
+    write_report_set(
+        dir,
+        r.target_backend(),
+        &r.case,
+        text(r),
+        json(r),
+        issue_markdown(r, snippet),
+    )
 }
 
 /// Describes a check for tests' failure messages.

@@ -64,14 +64,6 @@ impl Outcome {
     }
 }
 
-fn splitmix(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Each row a shuffled permutation of 0..width: distinct values (exact in f32 up to 2^24), so the
 /// sorted order is unique and the oracle is the inverse permutation.
 fn permutation_rows(rows: usize, width: usize, seed: u64) -> Vec<Vec<u32>> {
@@ -80,7 +72,10 @@ fn permutation_rows(rows: usize, width: usize, seed: u64) -> Vec<Vec<u32>> {
         .map(|_| {
             let mut v: Vec<u32> = (0..width as u32).collect();
             for i in (1..width).rev() {
-                v.swap(i, (splitmix(&mut s) % (i as u64 + 1)) as usize);
+                v.swap(
+                    i,
+                    (harness::host::splitmix64(&mut s) % (i as u64 + 1)) as usize,
+                );
             }
             v
         })

@@ -200,15 +200,6 @@ fn check_selection(logits: &[Vec<f32>], k: usize, device: &Device) -> Result<Sel
     Ok(c)
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64) so checks are reproducible from the seed.
-fn splitmix(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn logits(rows: usize, e: usize, levels: Option<u64>, seed: u64) -> Vec<Vec<f32>> {
     let mut s = seed;
     (0..rows)
@@ -216,8 +207,11 @@ fn logits(rows: usize, e: usize, levels: Option<u64>, seed: u64) -> Vec<Vec<f32>
             (0..e)
                 .map(|_| match levels {
                     // Few distinct values: ties everywhere.
-                    Some(n) => (splitmix(&mut s) % n) as f32,
-                    None => (splitmix(&mut s) >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 4.0,
+                    Some(n) => (harness::host::splitmix64(&mut s) % n) as f32,
+                    None => {
+                        (harness::host::splitmix64(&mut s) >> 40) as f32 / (1u64 << 24) as f32 * 8.0
+                            - 4.0
+                    }
                 })
                 .collect()
         })
