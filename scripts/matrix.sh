@@ -57,6 +57,7 @@ run() {
   for v in $versions; do
     local exe=$bins/$v/repro$suffix
     [ -x "$exe" ] || die "no build for $v at $exe (run: scripts/matrix.sh build${suffix:+ --cuda})"
+    mkdir -p "$work/$v"
     set +e
     (cd "$root" && "$exe" run --device "$device" --report-dir "$work/$v/reports" > "$work/$v/suite-${device%%:*}.txt" 2>&1)
     local rc=$?

@@ -202,9 +202,13 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
             let suite = dir.join(backend).join("suite.json");
             if let Ok(j) = read_json(&suite) {
                 let t = &j["target"];
+                let driver = t["driver"]
+                    .as_str()
+                    .map(|d| format!(", driver {d}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     md,
-                    "- candle {v} on {backend}: {} {} — `{}`",
+                    "- candle {v} on {backend}: {} ({}{driver}) — `{}`",
                     t["location"].as_str().unwrap_or(""),
                     t["name"].as_str().unwrap_or(""),
                     j["command"].as_str().unwrap_or("")
