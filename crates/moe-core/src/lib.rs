@@ -292,6 +292,32 @@ impl MoeBlock {
         Ok((idx, gates))
     }
 
+    /// Only the routing part of `forward` under `dispatch` (router matmul, softmax, top-K, and
+    /// the host read or the device mask): for timing where the forward's time goes.
+    pub fn route(&self, x: &Tensor, dispatch: Dispatch) -> Result<()> {
+        let probs = self.probs(x)?;
+        match dispatch {
+            Dispatch::HostTopK => {
+                self.read::<f32>(&probs.to_dtype(DType::F32)?)?;
+            }
+            Dispatch::Gather | Dispatch::ScatterAdd => {
+                let (idx, _) = self.device_topk(&probs)?;
+                self.read::<u32>(&idx)?;
+            }
+            Dispatch::Dense => {
+                let (idx, gates) = self.device_topk(&probs)?;
+                let e = self.config.e;
+                let experts = Tensor::arange(0u32, e as u32, x.device())?.reshape((1, 1, e))?;
+                let one_hot = idx
+                    .unsqueeze(2)?
+                    .broadcast_eq(&experts)?
+                    .to_dtype(self.config.dtype)?;
+                one_hot.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `x + moe(x)` for x (T, D).
     pub fn forward(&self, x: &Tensor, dispatch: Dispatch) -> Result<Tensor> {
         let y = match dispatch {

@@ -64,6 +64,9 @@ struct Report {
     rows: Vec<Vec<String>>,
     records: Vec<BenchRecord>,
     targets: Vec<TargetCheck>,
+    /// Where the time goes, at the largest T: routing, experts + combine, backward.
+    phase_columns: Vec<String>,
+    phases: Vec<Vec<String>>,
     notes: Vec<String>,
 }
 
@@ -167,6 +170,8 @@ fn main() -> ExitCode {
 }
 
 struct Measured {
+    /// Routing-only timing (Pass::Forward rows only; None for the FFN baseline).
+    route: Option<Stats>,
     dtype: DType,
     t: usize,
     d: usize,
@@ -210,6 +215,7 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                     let r = measure(device, &timing, || run_pass(ffn.forward(&x), pass))
                         .map_err(|e: candle_core::Error| e.to_string());
                     all.push(Measured {
+                        route: None,
                         dtype,
                         t,
                         d,
@@ -224,7 +230,13 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                         .map_err(|e: candle_core::Error| {
                             e.to_string().lines().next().unwrap_or("").to_string()
                         });
+                        let route = if pass == Pass::Forward {
+                            measure(device, &timing, || block.route(&x, dispatch)).ok()
+                        } else {
+                            None
+                        };
                         all.push(Measured {
+                            route,
                             dtype,
                             t,
                             d,
@@ -404,6 +416,39 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
             .unwrap_or_default();
         notes.push(format!("scatter-add fwd+bwd fails in candle's ScatterAdd backward: `{msg}` (repro: `cargo run -p repro --bin scatter_add_backward`)"));
     }
+    // Phases at the largest T: route, experts + combine (forward − route), backward (fwd+bwd − fwd).
+    let mut phases = Vec::new();
+    for m in all
+        .iter()
+        .filter(|m| m.t == t_max && m.pass == Pass::Forward)
+    {
+        let fwd = match &m.result {
+            Ok(s) => s.median_ms,
+            Err(_) => continue,
+        };
+        let both = all
+            .iter()
+            .find(|o| {
+                o.dtype == m.dtype
+                    && o.t == m.t
+                    && o.d == m.d
+                    && o.pass == Pass::ForwardBackward
+                    && o.dispatch == m.dispatch
+            })
+            .and_then(|o| o.result.as_ref().ok())
+            .map(|s| s.median_ms);
+        let route = m.route.as_ref().map(|s| s.median_ms);
+        let f = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.3}"));
+        phases.push(vec![
+            m.dtype.as_str().into(),
+            m.d.to_string(),
+            m.dispatch.map_or("dense-active-ffn", |d| d.name()).into(),
+            f(route),
+            f(route.map(|r| fwd - r).or(Some(fwd))),
+            f(both.map(|b| b - fwd)),
+            both.map_or("—".into(), |b| format!("{:.2}", (b - fwd) / fwd)),
+        ]);
+    }
     let command = {
         let features = if cfg!(feature = "cuda") {
             " --features cuda"
@@ -434,6 +479,18 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
         rows,
         records,
         targets,
+        phase_columns: [
+            "dtype",
+            "D",
+            "strategy",
+            "route ms",
+            "experts+combine ms",
+            "backward ms",
+            "backward / forward",
+        ]
+        .map(String::from)
+        .to_vec(),
+        phases,
         notes,
     })
 }
@@ -453,6 +510,8 @@ fn render(r: &Report) -> String {
         r.command
     );
     s.push_str(&table(&r.columns, &r.rows, false));
+    s.push_str("\nwhere the time goes at the largest T (route: router, softmax, top-K and the host read or device mask; backward = fwd+bwd − fwd):\n");
+    s.push_str(&table(&r.phase_columns, &r.phases, false));
     s.push('\n');
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
