@@ -146,6 +146,30 @@ fn argsort_wide_rows_finds_no_limit_on_cpu() {
 }
 
 #[test]
+fn index_add_rows_checks_results_before_timing() {
+    let json = check_reports(
+        env!("CARGO_BIN_EXE_index_add_rows"),
+        "index_add_rows",
+        &[
+            "--rows",
+            "64,256",
+            "--width",
+            "8",
+            "--iters",
+            "2",
+            "--warmup-ms",
+            "0",
+        ],
+        true,
+    );
+    assert_eq!(json["records"].as_array().unwrap().len(), 2 * 3);
+    assert!(
+        json["findings"].as_array().unwrap().is_empty(),
+        "every op agrees with the oracle on cpu: {json}"
+    );
+}
+
+#[test]
 fn bad_sizes_exit_2() {
     let fp16 = env!("CARGO_BIN_EXE_fp16_cast_overhead");
     let router = env!("CARGO_BIN_EXE_router_topk_sync");
@@ -161,6 +185,10 @@ fn bad_sizes_exit_2() {
         (router, vec!["--device", "cpu", "--tokens", "-3"]),
         (argsort, vec!["--device", "cpu", "--max-width", "1"]),
         (argsort, vec!["--device", "tpu"]),
+        (
+            env!("CARGO_BIN_EXE_index_add_rows"),
+            vec!["--device", "cpu", "--rows", "0"],
+        ),
     ] {
         let o = run(exe, &args);
         assert_eq!(

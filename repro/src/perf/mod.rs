@@ -4,6 +4,7 @@
 
 pub mod argsort_wide_rows;
 pub mod fp16_cast_overhead;
+pub mod index_add_rows;
 pub mod router_topk_sync;
 
 use crate::cli::{open_device, usage_exit};
