@@ -67,7 +67,68 @@ struct Report {
     /// Where the time goes, at the largest T: routing, experts + combine, backward.
     phase_columns: Vec<String>,
     phases: Vec<Vec<String>>,
+    /// candle-nn's `moe::moe_gemm` (CUDA f16/bf16 inference) on the same weights.
+    anchor_columns: Vec<String>,
+    anchors: Vec<Vec<String>>,
     notes: Vec<String>,
+}
+
+/// Times candle-nn's fused MoE GEMM forward on the block's weights and checks it against the
+/// block's dense forward; a failure (e.g. its sort beyond 8192 entries) is reported as text.
+#[cfg(feature = "cuda")]
+fn fused_anchor(
+    block: &MoeBlock,
+    x: &Tensor,
+    timing: &TimingConfig,
+    dtype: DType,
+    t: usize,
+    d: usize,
+) -> Vec<String> {
+    let row = |a: String, b: String, c: String| {
+        vec![dtype.as_str().into(), t.to_string(), d.to_string(), a, b, c]
+    };
+    let fused = match moe_core::FusedMoeGemm::new(block) {
+        Ok(f) => f,
+        Err(e) => {
+            return row(
+                format!("error: {}", e.to_string().lines().next().unwrap_or("")),
+                "—".into(),
+                "—".into(),
+            )
+        }
+    };
+    let check = || -> candle_core::Result<f64> {
+        let a = fused.forward(block, x)?.to_dtype(DType::F32)?;
+        let b = block.forward(x, Dispatch::Dense)?.to_dtype(DType::F32)?;
+        let scale = b.abs()?.max_all()?.to_scalar::<f32>()? as f64;
+        Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? as f64 / scale.max(1e-12))
+    };
+    let err = match check() {
+        Ok(e) => format!("{e:.2e}"),
+        Err(e) => {
+            return row(
+                format!("error: {}", e.to_string().lines().next().unwrap_or("")),
+                "—".into(),
+                "—".into(),
+            )
+        }
+    };
+    let fused_t = measure(x.device(), timing, || fused.forward(block, x).map(|_| ()));
+    let host_t = measure(x.device(), timing, || {
+        block.forward(x, Dispatch::HostTopK).map(|_| ())
+    });
+    match (fused_t, host_t) {
+        (Ok(f), Ok(h)) => row(
+            format!("{:.3}", f.median_ms),
+            format!("{:.2}×", h.median_ms / f.median_ms),
+            err,
+        ),
+        (Err(e), _) | (_, Err(e)) => row(
+            format!("error: {}", e.to_string().lines().next().unwrap_or("")),
+            "—".into(),
+            err,
+        ),
+    }
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -191,6 +252,9 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
     let env = Environment::collect(device);
     let mut all: Vec<Measured> = Vec::new();
     let mut warmed = false;
+    // candle-nn's fused MoE GEMM (CUDA, f16/bf16 inference): one row per configuration.
+    #[allow(unused_mut)]
+    let mut anchors: Vec<Vec<String>> = Vec::new();
     for &dtype in dtypes {
         for &t in &args.tokens {
             for &d in &args.dims {
@@ -223,6 +287,13 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                         dispatch: None,
                         result: r,
                     });
+                    #[cfg(feature = "cuda")]
+                    if pass == Pass::Forward
+                        && dtype != DType::F32
+                        && matches!(device, Device::Cuda(_))
+                    {
+                        anchors.push(fused_anchor(&block, &x, &timing, dtype, t, d));
+                    }
                     for dispatch in Dispatch::ALL {
                         let r = measure(device, &timing, || {
                             run_pass(block.forward(&x, dispatch), pass)
@@ -395,6 +466,7 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                 .map(|(s, t, _, a)| (format!("{s}: {:.2}", t / a), t / a <= active_target)),
         );
     }
+    let anchor_rows = anchors;
     let mut notes = vec![format!(
         "E = {e}, K = {k}, F = 4·D; dense-active-ffn is a SwiGLU FFN of hidden K·F on the same T tokens (the active FLOPs); speedup = host-topk median / strategy median; medians of {} synchronised iterations",
         timing.iters
@@ -491,6 +563,17 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
         .map(String::from)
         .to_vec(),
         phases,
+        anchor_columns: [
+            "dtype",
+            "T",
+            "D",
+            "fused moe_gemm fwd ms",
+            "vs host-topk fwd",
+            "max rel err vs dense",
+        ]
+        .map(String::from)
+        .to_vec(),
+        anchors: anchor_rows,
         notes,
     })
 }
@@ -512,6 +595,10 @@ fn render(r: &Report) -> String {
     s.push_str(&table(&r.columns, &r.rows, false));
     s.push_str("\nwhere the time goes at the largest T (route: router, softmax, top-K and the host read or device mask; backward = fwd+bwd − fwd):\n");
     s.push_str(&table(&r.phase_columns, &r.phases, false));
+    if !r.anchors.is_empty() {
+        s.push_str("\ncandle-nn's fused moe::moe_gemm (inference, as candle-transformers' FusedMoe drives it) on the same weights:\n");
+        s.push_str(&table(&r.anchor_columns, &r.anchors, false));
+    }
     s.push('\n');
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
