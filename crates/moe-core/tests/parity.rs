@@ -67,9 +67,55 @@ fn strategy_matches_the_cpu_f32_reference(
         f: 32,
         dtype: DType::F32,
     };
-    let reference = MoeBlock::new(c, &cpu).unwrap();
-    let x = Tensor::randn(0f32, 1.0, (24, 16), &cpu).unwrap();
-    let r = Tensor::randn(0f32, 1.0, (24, 16), &cpu).unwrap();
+    // Fixed data (not the device RNG), and only tokens whose K-th and (K+1)-th router
+    // probabilities differ by at least 0.05: bf16 rounding of the logits (~1e-2 here) cannot
+    // flip their routing, so a difference in the outputs is a real one.
+    let mut seed = 20261126u64;
+    let mut det = |shape: &[usize], scale: f32| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                ((harness::host::splitmix64(&mut seed) >> 40) as f32 / (1u64 << 24) as f32 * 2.0
+                    - 1.0)
+                    * scale
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &cpu).unwrap()
+    };
+    let reference = MoeBlock::from_tensors(
+        c,
+        &det(&[16, 4], 0.3),
+        &det(&[4, 16, 32], 0.4),
+        &det(&[4, 16, 32], 0.4),
+        &det(&[4, 32, 16], 0.3),
+    )
+    .unwrap();
+    let candidates = det(&[256, 16], 1.7);
+    let probs = reference
+        .probs(&candidates)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let keep: Vec<u32> = probs
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| {
+            let mut p = row.to_vec();
+            p.sort_by(|a, b| b.total_cmp(a));
+            p[1] - p[2] >= 0.05
+        })
+        .map(|(i, _)| i as u32)
+        .take(24)
+        .collect();
+    assert_eq!(
+        keep.len(),
+        24,
+        "not enough well-separated tokens in the fixed data"
+    );
+    let x = candidates
+        .index_select(&Tensor::new(keep.as_slice(), &cpu).unwrap(), 0)
+        .unwrap();
+    let r = det(&[24, 16], 1.0);
     // The reference: CPU, f32, dense (no host round-trip, no index ops).
     let want_out = reference.forward(&x, Dispatch::Dense).unwrap();
     let want_grads = (want_out.clone() * &r)
