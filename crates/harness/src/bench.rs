@@ -188,6 +188,41 @@ pub fn issue_markdown(r: &BenchReport, snippet: &str) -> String {
     md
 }
 
+/// The SVG plot of a bench: median ms of its timed records against the numeric config `x_key`,
+/// one line per `line(record)`, saved as `<bench>.svg`.
+pub fn plot_by(
+    r: &BenchReport,
+    x_key: &str,
+    x_label: &str,
+    y_label: &str,
+    line: impl Fn(&BenchRecord) -> String,
+) -> Option<(String, String)> {
+    let mut series: Vec<crate::plot::Series> = Vec::new();
+    for rec in &r.records {
+        let (Some(stats), Some(x)) = (&rec.stats, rec.config.get(x_key).and_then(|v| v.as_f64()))
+        else {
+            continue;
+        };
+        let label = line(rec);
+        match series.iter_mut().find(|s| s.label == label) {
+            Some(s) => s.points.push((x, stats.median_ms)),
+            None => series.push(crate::plot::Series {
+                label,
+                points: vec![(x, stats.median_ms)],
+            }),
+        }
+    }
+    let title = format!(
+        "{} on {} (candle {})",
+        r.bench,
+        r.device_label(),
+        r.environment.candle_version
+    );
+    crate::plot::line_chart_svg(&title, x_label, y_label, &series)
+        .ok()
+        .map(|svg| (format!("{}.svg", r.bench), svg))
+}
+
 /// Writes `<dir>/<backend>/<bench>.{txt,json,md}` (and returns the paths), each atomically.
 pub fn write_reports(dir: &Path, r: &BenchReport, snippet: &str) -> std::io::Result<Vec<PathBuf>> {
     crate::report::write_report_set(

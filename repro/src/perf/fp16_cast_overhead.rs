@@ -15,7 +15,6 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use harness::bench::{BenchRecord, BenchReport};
 use harness::device::{Environment, CANDLE_VERSION};
-use harness::plot::{line_chart_svg, Series};
 use harness::timing::{measure, ratio, warm_device, Stats, TimingConfig};
 use harness::Verdict;
 use std::cell::Cell;
@@ -418,30 +417,7 @@ pub fn run(
 
 /// ms/iter vs D, one line per mode.
 pub fn plot(r: &BenchReport) -> Option<(String, String)> {
-    let series: Vec<Series> = Mode::ALL
-        .iter()
-        .map(|m| Series {
-            label: m.name().into(),
-            points: r
-                .records
-                .iter()
-                .filter(|rec| rec.config["mode"] == m.name())
-                .map(|rec| {
-                    (
-                        rec.config["d"].as_f64().unwrap(),
-                        rec.stats.as_ref().map_or(f64::NAN, |s| s.median_ms),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
-    let title = format!(
-        "{} on {} (candle {})",
-        NAME,
-        r.device_label(),
-        r.environment.candle_version
-    );
-    line_chart_svg(&title, "model width D", "median ms per iteration", &series)
-        .ok()
-        .map(|svg| (format!("{NAME}.svg"), svg))
+    harness::bench::plot_by(r, "d", "model width D", "median ms per iteration", |rec| {
+        rec.config["mode"].as_str().unwrap_or("?").to_string()
+    })
 }

@@ -16,7 +16,6 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use harness::bench::{BenchRecord, BenchReport};
 use harness::device::{Environment, CANDLE_VERSION};
-use harness::plot::{line_chart_svg, Series};
 use harness::timing::{measure, ratio, warm_device, TimingConfig};
 use harness::{HostTensor, Verdict};
 use std::time::Duration;
@@ -211,30 +210,7 @@ pub fn run(
 
 /// ms vs N, one line per op.
 pub fn plot(r: &BenchReport) -> Option<(String, String)> {
-    let series: Vec<Series> = Op::ALL
-        .iter()
-        .map(|op| Series {
-            label: op.name().into(),
-            points: r
-                .records
-                .iter()
-                .filter(|rec| rec.config["op"] == op.name())
-                .map(|rec| {
-                    (
-                        rec.config["rows"].as_f64().unwrap_or(0.0),
-                        rec.stats.as_ref().map_or(f64::NAN, |s| s.median_ms),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
-    let title = format!(
-        "{} on {} (candle {})",
-        NAME,
-        r.device_label(),
-        r.environment.candle_version
-    );
-    line_chart_svg(&title, "rows N", "median ms", &series)
-        .ok()
-        .map(|svg| (format!("{NAME}.svg"), svg))
+    harness::bench::plot_by(r, "rows", "rows N", "median ms", |rec| {
+        rec.config["op"].as_str().unwrap_or("?").to_string()
+    })
 }

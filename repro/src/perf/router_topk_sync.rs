@@ -16,7 +16,6 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use harness::bench::{BenchRecord, BenchReport};
 use harness::device::{Environment, CANDLE_VERSION};
-use harness::plot::{line_chart_svg, Series};
 use harness::timing::{measure, ratio, warm_device, TimingConfig};
 use harness::Verdict;
 use std::cell::Cell;
@@ -459,34 +458,13 @@ pub fn run(
 
 /// ms per forward vs E, one line per mode and K.
 pub fn plot(r: &BenchReport) -> Option<(String, String)> {
-    let mut series: Vec<Series> = Vec::new();
-    for rec in &r.records {
-        let label = format!(
+    harness::bench::plot_by(r, "experts", "experts E", "median ms per forward", |rec| {
+        format!(
             "{} K={}",
             rec.config["mode"].as_str().unwrap_or("?"),
             rec.config["k"]
-        );
-        let point = (
-            rec.config["experts"].as_f64().unwrap_or(0.0),
-            rec.stats.as_ref().map_or(f64::NAN, |s| s.median_ms),
-        );
-        match series.iter_mut().find(|s| s.label == label) {
-            Some(s) => s.points.push(point),
-            None => series.push(Series {
-                label,
-                points: vec![point],
-            }),
-        }
-    }
-    let title = format!(
-        "{} on {} (candle {})",
-        NAME,
-        r.device_label(),
-        r.environment.candle_version
-    );
-    line_chart_svg(&title, "experts E", "median ms per forward", &series)
-        .ok()
-        .map(|svg| (format!("{NAME}.svg"), svg))
+        )
+    })
 }
 
 #[cfg(test)]
