@@ -16,7 +16,7 @@ struct Args {
     /// auto, cpu, cuda[:N] or metal[:N].
     #[arg(long, env = harness::DEVICE_ENV, default_value = "auto")]
     device: String,
-    /// host-topk, gather, scatter-add or dense.
+    /// host-topk, gather, scatter-add, dense or onehot-mm.
     #[arg(long, default_value = "dense")]
     dispatch: String,
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

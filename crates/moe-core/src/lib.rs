@@ -14,6 +14,10 @@
 //!   (the index built by `unsqueeze` + `broadcast_as` + `contiguous`, the field notes' pattern).
 //! - `dense`: every expert on every token (batched matmuls) and a device-side top-K mask built
 //!   from the selected indices (one-hot), so **zero host syncs** per forward; 2×E/K the expert FLOPs.
+//! - `onehot-mm`: as `gather`, but each expert's rows are picked and added back with matmuls by
+//!   a one-hot selection matrix (n_e × T) built on the device, so neither direction uses
+//!   `index_select`/`index_add`/`scatter_add`, whose CUDA kernels are serial over the rows
+//!   (repro `index_add_rows`). Costs 2·T·K·T·D extra FLOPs per pass.
 //!
 //! Softmax is written with differentiable tensor ops (candle-nn's fused `softmax_last_dim` has
 //! no backward) and computed in f32 whatever the weights' dtype.
@@ -28,14 +32,16 @@ pub enum Dispatch {
     Gather,
     ScatterAdd,
     Dense,
+    OneHotMatmul,
 }
 
 impl Dispatch {
-    pub const ALL: [Dispatch; 4] = [
+    pub const ALL: [Dispatch; 5] = [
         Dispatch::HostTopK,
         Dispatch::Gather,
         Dispatch::ScatterAdd,
         Dispatch::Dense,
+        Dispatch::OneHotMatmul,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +50,7 @@ impl Dispatch {
             Dispatch::Gather => "gather",
             Dispatch::ScatterAdd => "scatter-add",
             Dispatch::Dense => "dense",
+            Dispatch::OneHotMatmul => "onehot-mm",
         }
     }
 
@@ -60,7 +67,7 @@ impl FromStr for Dispatch {
             .into_iter()
             .find(|d| d.name() == s)
             .ok_or_else(|| {
-                format!("unknown dispatch `{s}`: expected host-topk, gather, scatter-add or dense")
+                format!("unknown dispatch `{s}`: expected host-topk, gather, scatter-add, dense or onehot-mm")
             })
     }
 }
@@ -300,19 +307,13 @@ impl MoeBlock {
             Dispatch::HostTopK => {
                 self.read::<f32>(&probs.to_dtype(DType::F32)?)?;
             }
-            Dispatch::Gather | Dispatch::ScatterAdd => {
+            Dispatch::Gather | Dispatch::ScatterAdd | Dispatch::OneHotMatmul => {
                 let (idx, _) = self.device_topk(&probs)?;
                 self.read::<u32>(&idx)?;
             }
             Dispatch::Dense => {
                 let (idx, gates) = self.device_topk(&probs)?;
-                let e = self.config.e;
-                let experts = Tensor::arange(0u32, e as u32, x.device())?.reshape((1, 1, e))?;
-                let one_hot = idx
-                    .unsqueeze(2)?
-                    .broadcast_eq(&experts)?
-                    .to_dtype(self.config.dtype)?;
-                one_hot.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)?;
+                self.gate_matrix(&idx, &gates)?;
             }
         }
         Ok(())
@@ -324,6 +325,7 @@ impl MoeBlock {
             Dispatch::HostTopK => self.host_topk_forward(x)?,
             Dispatch::Gather | Dispatch::ScatterAdd => self.sparse_forward(x, dispatch)?,
             Dispatch::Dense => self.dense_forward(x)?,
+            Dispatch::OneHotMatmul => self.onehot_forward(x)?,
         };
         x + y
     }
@@ -414,16 +416,50 @@ impl MoeBlock {
         }
     }
 
-    /// Every expert on every token; the top-K mask built on the device. No host sync.
-    fn dense_forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// Gates (T, E): the renormalised top-K probabilities at the selected experts, zero elsewhere.
+    fn gate_matrix(&self, idx: &Tensor, gates: &Tensor) -> Result<Tensor> {
         let e_count = self.config.e;
-        let (idx, gates) = self.device_topk(&self.probs(x)?)?;
-        let experts = Tensor::arange(0u32, e_count as u32, x.device())?.reshape((1, 1, e_count))?;
+        let experts =
+            Tensor::arange(0u32, e_count as u32, idx.device())?.reshape((1, 1, e_count))?;
         let one_hot = idx
             .unsqueeze(2)?
             .broadcast_eq(&experts)?
             .to_dtype(self.config.dtype)?; // (T, K, E)
-        let gate_full = one_hot.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)?; // (T, E)
+        one_hot.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)
+    }
+
+    /// Experts on their tokens, rows picked and added back by one-hot matmuls.
+    fn onehot_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (t, _) = x.dims2()?;
+        let (idx, gates) = self.device_topk(&self.probs(x)?)?;
+        let gate_full = self.gate_matrix(&idx, &gates)?; // (T, E)
+        let chosen = self.read::<u32>(&idx)?;
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); self.config.e];
+        for (tok, sel) in chosen.iter().enumerate() {
+            for &e in sel {
+                tokens[e as usize].push(tok as u32);
+            }
+        }
+        let positions = Tensor::arange(0u32, t as u32, x.device())?.unsqueeze(0)?; // (1, T)
+        let mut out = x.zeros_like()?;
+        for (e, toks) in tokens.iter().enumerate() {
+            if toks.is_empty() {
+                continue;
+            }
+            let tok = Tensor::new(toks.as_slice(), x.device())?.unsqueeze(1)?; // (n_e, 1)
+            let select = tok.broadcast_eq(&positions)?.to_dtype(self.config.dtype)?; // (n_e, T)
+            let rows = select.matmul(x)?; // (n_e, D)
+            let gate = select.matmul(&gate_full.narrow(1, e, 1)?)?; // (n_e, 1)
+            let y = self.expert(&rows, e)?.broadcast_mul(&gate)?;
+            out = (out + select.t()?.matmul(&y)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Every expert on every token; the top-K mask built on the device. No host sync.
+    fn dense_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (idx, gates) = self.device_topk(&self.probs(x)?)?;
+        let gate_full = self.gate_matrix(&idx, &gates)?; // (T, E)
         let (w_gate, w_up, w_down) = self.stacked()?;
         let xb = x.unsqueeze(0)?; // (1, T, D)
         let g = xb.broadcast_matmul(&w_gate)?; // (E, T, F)

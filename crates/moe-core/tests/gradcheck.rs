@@ -43,7 +43,7 @@ fn loss(
 
 #[rstest]
 fn gradients_match_finite_differences(
-    #[values("host-topk", "gather", "scatter-add", "dense")] dispatch: &str,
+    #[values("host-topk", "gather", "scatter-add", "dense", "onehot-mm")] dispatch: &str,
 ) {
     let dispatch: Dispatch = dispatch.parse().unwrap();
     let (block, x, r) = tiny();

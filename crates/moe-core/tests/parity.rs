@@ -50,7 +50,7 @@ fn max_rel_err(want: &Tensor, got: &Tensor) -> f64 {
 
 #[rstest]
 fn strategy_matches_the_cpu_f32_reference(
-    #[values("host-topk", "gather", "scatter-add", "dense")] dispatch: &str,
+    #[values("host-topk", "gather", "scatter-add", "dense", "onehot-mm")] dispatch: &str,
     #[values("f32", "f16", "bf16")] dtype: &str,
 ) {
     let dispatch: Dispatch = dispatch.parse().unwrap();
@@ -186,7 +186,8 @@ fn host_syncs_per_forward() {
             ("host-topk", 1),
             ("gather", 1),
             ("scatter-add", 1),
-            ("dense", 0)
+            ("dense", 0),
+            ("onehot-mm", 1)
         ]
     );
 }
