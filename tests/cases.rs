@@ -10,7 +10,9 @@ use backend_tests::{backend, target_device};
 use harness::case::run_named_variant;
 use harness::report::describe_checks;
 use harness::Case;
-use repro::cases::{broadcast_contiguous_u32, scatter_add_backward, scatter_add_u32};
+use repro::cases::{
+    broadcast_contiguous_u32, matmul_narrowed_operand, scatter_add_backward, scatter_add_u32,
+};
 use rstest::rstest;
 
 /// Known divergences from the oracle in candle's backend-independent code (so on the CPU too),
@@ -130,6 +132,13 @@ fn scatter_add_and_scatter_backward(
     variant: &str,
 ) {
     check_variant(&scatter_add_backward::CASE, variant);
+}
+
+#[rstest]
+fn matmul_of_a_narrowed_operand(
+    #[values("rhs-one-column", "rhs-two-columns", "lhs-narrowed")] variant: &str,
+) {
+    check_variant(&matmul_narrowed_operand::CASE, variant);
 }
 
 /// The rstest matrices above cover every variant the cases define, and nothing else.

@@ -449,7 +449,8 @@ impl MoeBlock {
             let tok = Tensor::new(toks.as_slice(), x.device())?.unsqueeze(1)?; // (n_e, 1)
             let select = tok.broadcast_eq(&positions)?.to_dtype(self.config.dtype)?; // (n_e, T)
             let rows = select.matmul(x)?; // (n_e, D)
-            let gate = select.matmul(&gate_full.narrow(1, e, 1)?)?; // (n_e, 1)
+                                          // contiguous(): CUDA's matmul rejects a narrowed column (repro matmul_narrowed_operand).
+            let gate = select.matmul(&gate_full.narrow(1, e, 1)?.contiguous()?)?; // (n_e, 1)
             let y = self.expert(&rows, e)?.broadcast_mul(&gate)?;
             out = (out + select.t()?.matmul(&y)?)?;
         }

@@ -2,6 +2,7 @@
 //! link and where its known status lives.
 
 pub mod broadcast_contiguous_u32;
+pub mod matmul_narrowed_operand;
 pub mod scatter_add_backward;
 pub mod scatter_add_u32;
 pub mod selftest;
@@ -17,6 +18,7 @@ pub fn all() -> Vec<&'static Case> {
         &scatter_add_u32::CASE,
         &broadcast_contiguous_u32::CASE,
         &scatter_add_backward::CASE,
+        &matmul_narrowed_operand::CASE,
     ]
 }
 
