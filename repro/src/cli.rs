@@ -16,6 +16,16 @@ pub const EXIT_USAGE: u8 = 2;
     about = "Runs one case on the reference CPU, the target device and a plain-Rust oracle, and prints the verdict."
 )]
 pub struct Args {
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Run only the variants whose name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub variant: Option<String>,
+}
+
+/// The flags every binary shares: device and output.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OutputArgs {
     /// Target device: auto (Metal, then CUDA, then CPU), cpu, cuda[:N] or metal[:N].
     #[arg(long, env = DEVICE_ENV, default_value = "auto")]
     pub device: String,
@@ -25,12 +35,10 @@ pub struct Args {
     /// Print Markdown ready to paste into an upstream issue.
     #[arg(long)]
     pub issue: bool,
-    /// Also write <DIR>/<backend>/<case>.{txt,json,md} (each file atomically).
+    /// Also write <DIR>/<backend>/<name>.{txt,json,md} (and .svg where a curve says more), each
+    /// file atomically.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
-    /// Run only the variants whose name contains this text.
-    #[arg(long, value_name = "TEXT")]
-    pub variant: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +146,7 @@ pub fn execute(
 
 /// The whole of a case binary's `main`.
 pub fn main_for(case: &Case) -> ExitCode {
-    let args = Args::parse();
+    let Args { out: args, variant } = Args::parse();
     let device = match open_device(&args.device) {
         Ok(d) => d,
         Err(e) => return usage_exit(e),
@@ -152,7 +160,7 @@ pub fn main_for(case: &Case) -> ExitCode {
         case,
         &device,
         &command_line(case.name),
-        args.variant.as_deref(),
+        variant.as_deref(),
         args.report_dir.as_deref(),
         format,
     ) {

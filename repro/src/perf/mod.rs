@@ -7,30 +7,12 @@ pub mod fp16_cast_overhead;
 pub mod index_add_rows;
 pub mod router_topk_sync;
 
+pub use crate::cli::OutputArgs;
 use crate::cli::{open_device, usage_exit};
 use harness::bench::{self, BenchReport};
 use harness::timing::TimingConfig;
-use harness::DEVICE_ENV;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Output flags every performance repro shares.
-#[derive(clap::Args, Debug, Clone)]
-pub struct OutputArgs {
-    /// Target device: auto (Metal, then CUDA, then CPU), cpu, cuda[:N] or metal[:N].
-    #[arg(long, env = DEVICE_ENV, default_value = "auto")]
-    pub device: String,
-    /// Print the report as JSON instead of text.
-    #[arg(long, conflicts_with = "issue")]
-    pub json: bool,
-    /// Print Markdown ready to paste into an upstream issue.
-    #[arg(long)]
-    pub issue: bool,
-    /// Also write <DIR>/<backend>/<bench>.{txt,json,md} (and .svg where a curve says more).
-    #[arg(long, value_name = "DIR")]
-    pub report_dir: Option<PathBuf>,
-}
 
 /// Timing flags of the repros that time something.
 #[derive(clap::Args, Debug, Clone)]
