@@ -276,7 +276,6 @@ fn write_death_report(
     stderr_tail: &str,
     command: &str,
 ) -> std::io::Result<()> {
-    let folder = dir.join(backend);
     let text = format!(
         "{}: {}\ncandle:    {CANDLE_VERSION}\ntarget:    {backend}\ncommand:   {command}\n\nVERDICT: {} — {}\n\nlast lines of stderr:\n{stderr_tail}\n",
         case.name, case.title, r.verdict, r.summary
@@ -294,12 +293,8 @@ fn write_death_report(
         "## [{backend}] {}: the process {}\n\n**Verdict: `{}`** — {}\n\n- candle-core `{CANDLE_VERSION}`\n- produced by: `{command}`\n\n```text\n{stderr_tail}\n```\n",
         case.title, r.verdict, r.verdict, r.summary
     );
-    write_atomic(&folder.join(format!("{}.txt", case.name)), &text)?;
-    write_atomic(
-        &folder.join(format!("{}.json", case.name)),
-        &(serde_json::to_string_pretty(&json).unwrap() + "\n"),
-    )?;
-    write_atomic(&folder.join(format!("{}.md", case.name)), &md)
+    let json = serde_json::to_string_pretty(&json).unwrap() + "\n";
+    harness::report::write_report_set(dir, backend, case.name, text, json, md).map(|_| ())
 }
 
 /// Runs one case in a child process and files its reports.

@@ -107,6 +107,15 @@ pub fn splitmix64(seed: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A Fisher–Yates shuffle of `0..n` driven by `splitmix64` from `seed`.
+pub fn shuffled_permutation(n: usize, seed: &mut u64) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        v.swap(i, (splitmix64(seed) % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
 /// Rounds a value to what `dtype` can hold, the way a conversion from f64 would.
 pub fn round_to(dtype: DType, x: f64) -> f64 {
     match dtype {

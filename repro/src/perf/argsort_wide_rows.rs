@@ -69,16 +69,7 @@ impl Outcome {
 fn permutation_rows(rows: usize, width: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut s = seed;
     (0..rows)
-        .map(|_| {
-            let mut v: Vec<u32> = (0..width as u32).collect();
-            for i in (1..width).rev() {
-                v.swap(
-                    i,
-                    (harness::host::splitmix64(&mut s) % (i as u64 + 1)) as usize,
-                );
-            }
-            v
-        })
+        .map(|_| harness::host::shuffled_permutation(width, &mut s))
         .collect()
 }
 

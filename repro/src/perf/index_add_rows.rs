@@ -78,14 +78,7 @@ pub fn run(
     let mut last_ratios = (0.0, 0.0);
     for &n in &rows_list {
         // A permutation: every destination row receives exactly one source row.
-        let mut seed = n as u64;
-        let mut perm: Vec<u32> = (0..n as u32).collect();
-        for i in (1..n).rev() {
-            perm.swap(
-                i,
-                (harness::host::splitmix64(&mut seed) % (i as u64 + 1)) as usize,
-            );
-        }
+        let perm = harness::host::shuffled_permutation(n, &mut (n as u64));
         let src_h = HostTensor::from_fn(DType::F32, &[n, d], |i| (i % 97) as f64);
         let src = src_h.to_tensor(device)?;
         let ids = Tensor::from_vec(perm.clone(), n, device)?;
