@@ -6,3 +6,4 @@ pub mod manifest;
 pub mod matrix;
 pub mod perf;
 pub mod runner;
+pub mod sweep;

@@ -55,6 +55,73 @@ enum Cmd {
         #[arg(required = true)]
         runs: Vec<String>,
     },
+    /// Op-consistency sweep: every covered op × dtype × input layout, forward and backward, on
+    /// the target, the CPU and the plain-Rust oracle; divergences shrunk to standalone repros.
+    Sweep {
+        /// Target device: auto (Metal, then CUDA, then CPU), cpu, cuda[:N] or metal[:N].
+        #[arg(long, env = DEVICE_ENV, default_value = "auto")]
+        device: String,
+        /// Only these ops (comma-separated; see `repro sweep --list`).
+        #[arg(long, value_delimiter = ',')]
+        ops: Vec<String>,
+        /// List the ops and their cell counts, then exit.
+        #[arg(long)]
+        list: bool,
+        /// Seed every cell derives from (recorded in each report).
+        #[arg(long, default_value_t = repro::sweep::DEFAULT_SEED)]
+        seed: u64,
+        /// Random cells (random sizes and layouts) per op × dtype × variant, on top of the
+        /// systematic ones; raise for a deeper run.
+        #[arg(long, default_value_t = repro::sweep::DEFAULT_CASES as u64, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        cases: u64,
+        /// Seconds the sweep may take; ops not finished by then are reported as not completed.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        budget: u64,
+        /// Child processes run at once (default: the number of CPU cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+        /// Trials spent shrinking each new divergence.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+        shrink_trials: u64,
+        /// Where reports go: <DIR>/sweep/<backend>/ and <DIR>/STATUS.md.
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        report_dir: PathBuf,
+        /// Where `--bless` writes the standalone repros (a crate's src/bin, so CI compiles them).
+        #[arg(long, value_name = "DIR", default_value = "repro/sweep-repros/src/bin")]
+        repro_dir: PathBuf,
+        /// The known-divergence manifest.
+        #[arg(long, value_name = "FILE", default_value = repro::sweep::known::DEFAULT_PATH)]
+        manifest: PathBuf,
+        /// Rewrite the manifest from this run (review the diff).
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Write reports/STATUS.md from the manifests and the latest sweep reports.
+    Status {
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        report_dir: PathBuf,
+    },
+    /// Internal: run sweep cells of one op in this process (used by `sweep`).
+    #[command(name = repro::sweep::CHILD, hide = true)]
+    SweepChild {
+        #[arg(long)]
+        op: String,
+        #[arg(long)]
+        device: String,
+        #[arg(long, default_value_t = repro::sweep::DEFAULT_SEED)]
+        seed: u64,
+        #[arg(long, default_value_t = repro::sweep::DEFAULT_CASES)]
+        random: usize,
+        #[arg(long, default_value_t = 0)]
+        from: usize,
+        #[arg(long)]
+        only: Option<usize>,
+        #[arg(long, default_value_t = 60)]
+        shrink_trials: usize,
+        /// Continue the shrink described in this JSON file instead of running cells.
+        #[arg(long)]
+        shrink_job: Option<PathBuf>,
+    },
     /// Internal: run one case in this process (used by `run`).
     #[command(name = CHILD, hide = true)]
     Child {
@@ -114,6 +181,124 @@ fn main() -> ExitCode {
                 Err(e) => usage_exit(e),
             }
         }
+        Cmd::Sweep {
+            device,
+            ops,
+            list,
+            seed,
+            cases,
+            budget,
+            jobs,
+            shrink_trials,
+            report_dir,
+            repro_dir,
+            manifest,
+            bless,
+        } => {
+            if list {
+                for op in repro::sweep::ops::OPS {
+                    let n = repro::sweep::plan(op, seed, cases as usize).len();
+                    println!("{:<18} {:>5} cells  {}", op.name, n, op.call);
+                }
+                return ExitCode::SUCCESS;
+            }
+            let picked = if ops.is_empty() {
+                repro::sweep::ops::OPS.iter().collect()
+            } else {
+                let mut v = Vec::new();
+                for name in &ops {
+                    match repro::sweep::ops::find(name) {
+                        Some(op) => v.push(op),
+                        None => {
+                            return usage_exit(format!(
+                                "unknown op `{name}` (see `repro sweep --list`)"
+                            ))
+                        }
+                    }
+                }
+                v
+            };
+            let target = match cli::open_device(&device) {
+                Ok(d) => harness::device::describe(&d),
+                Err(e) => return usage_exit(e),
+            };
+            if let Err(e) = cli::check_report_dir(&report_dir, &target.backend) {
+                return usage_exit(e);
+            }
+            let features = if cfg!(feature = "cuda") {
+                " --features cuda"
+            } else {
+                ""
+            };
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let config = repro::sweep::run::SweepConfig {
+                ops: picked,
+                device_spec: target.location.clone(),
+                target,
+                seed,
+                random: cases as usize,
+                budget: Duration::from_secs(budget),
+                jobs: jobs
+                    .map(|j| j as usize)
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                shrink_trials: shrink_trials as usize,
+                report_dir: report_dir.clone(),
+                repro_dir,
+                manifest,
+                bless,
+                command: format!(
+                    "cargo run -p repro --release{features} -- {}",
+                    args.join(" ")
+                ),
+            };
+            sweep(&config)
+        }
+        Cmd::Status { report_dir } => match repro::sweep::run::write_status(
+            &report_dir,
+            std::path::Path::new(repro::sweep::known::DEFAULT_PATH),
+            std::path::Path::new(manifest::DEFAULT_PATH),
+        ) {
+            Ok(p) => {
+                println!("wrote {}", p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_exit(e),
+        },
+        Cmd::SweepChild {
+            op,
+            device,
+            seed,
+            random,
+            from,
+            only,
+            shrink_trials,
+            shrink_job,
+        } => {
+            let Some(op) = repro::sweep::ops::find(&op) else {
+                return usage_exit(format!("unknown op `{op}`"));
+            };
+            let device = match cli::open_device(&device) {
+                Ok(d) => d,
+                Err(e) => return usage_exit(e),
+            };
+            let cpu = candle_core::Device::Cpu;
+            let mut backends = vec![("cpu".to_string(), &cpu)];
+            if !device.is_cpu() {
+                backends.push((harness::device::backend_name(&device).to_string(), &device));
+            }
+            if let Some(path) = shrink_job {
+                let job = std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+                match job {
+                    Ok(job) => repro::sweep::shrink_main(op, job, &backends, shrink_trials),
+                    Err(e) => return usage_exit(format!("shrink job {}: {e}", path.display())),
+                }
+            } else {
+                repro::sweep::child_main(op, seed, random, from, only, &backends, shrink_trials);
+            }
+            ExitCode::SUCCESS
+        }
         Cmd::Run {
             cases,
             device,
@@ -122,6 +307,55 @@ fn main() -> ExitCode {
             manifest,
             json,
         } => run(cases, device, timeout, report_dir, manifest, json),
+    }
+}
+
+fn sweep(config: &repro::sweep::run::SweepConfig) -> ExitCode {
+    // A manifest that does not parse is a usage error, found before any cell runs.
+    if let Err(e) = repro::sweep::known::KnownSet::load(&config.manifest) {
+        return usage_exit(e);
+    }
+    let report = match repro::sweep::run::run_sweep(config) {
+        Ok(r) => r,
+        Err(e) => return usage_exit(e),
+    };
+    print!("{}", report.table());
+    match repro::sweep::run::write_outputs(config, &report) {
+        Ok(paths) => println!(
+            "wrote {} files under {}",
+            paths.len(),
+            config.report_dir.display()
+        ),
+        Err(e) => {
+            eprintln!("error: writing reports: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if config.bless {
+        match repro::sweep::run::bless(config, &report) {
+            Ok(paths) => println!(
+                "blessed: wrote {} files ({})",
+                paths.len(),
+                config.manifest.display()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    match repro::sweep::run::write_status(
+        &config.report_dir,
+        &config.manifest,
+        std::path::Path::new(manifest::DEFAULT_PATH),
+    ) {
+        Ok(p) => println!("wrote {}", p.display()),
+        Err(e) => eprintln!("warning: STATUS.md not written: {e}"),
+    }
+    if config.bless || report.as_expected() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHANGED)
     }
 }
 

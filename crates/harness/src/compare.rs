@@ -64,7 +64,22 @@ impl std::fmt::Display for Mismatch {
 
 /// Compares values; `None` when every element is within tolerance.
 pub fn compare_values(dtype: DType, want: &[f64], got: &[f64]) -> Option<Mismatch> {
-    let tol = tolerance(dtype);
+    compare_within(tolerance(dtype), want, got)
+}
+
+/// Unit roundoff of a float dtype (half a unit in the last place at 1.0); 0 for integers.
+pub fn unit_roundoff(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => 2f64.powi(-11),
+        DType::BF16 => 2f64.powi(-8),
+        DType::F32 => 2f64.powi(-24),
+        DType::F64 => 2f64.powi(-53),
+        _ => 0.0,
+    }
+}
+
+/// Compares values against an explicit tolerance.
+pub fn compare_within(tol: Tolerance, want: &[f64], got: &[f64]) -> Option<Mismatch> {
     let mut m = Mismatch {
         mismatched: 0,
         total: want.len(),

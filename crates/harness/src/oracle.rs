@@ -265,9 +265,13 @@ pub fn gather(t: &HostTensor, indexes: &HostTensor, dim: usize) -> OracleResult 
             &["ids", "index"],
         ));
     }
+    check_indexes(indexes, t.shape[dim], dim)?;
     let values = (0..indexes.elem_count())
         .map(|pos| {
             let mut idx = unravel(pos, &indexes.shape);
+            if is_skip_index(indexes.dtype, indexes.values[pos]) {
+                return 0.0;
+            }
             idx[dim] = indexes.values[pos] as usize;
             t.values[ravel(&idx, &t.shape)]
         })
@@ -286,9 +290,13 @@ pub fn scatter(
     source: &HostTensor,
     dim: usize,
 ) -> OracleResult {
+    check_indexes(indexes, dst.shape[dim], dim)?;
     let mut out = dst.values.clone();
     for (pos, &v) in source.values.iter().enumerate() {
         let mut idx = unravel(pos, &source.shape);
+        if is_skip_index(indexes.dtype, indexes.values[pos]) {
+            continue;
+        }
         idx[dim] = indexes.values[pos] as usize;
         out[ravel(&idx, &dst.shape)] = v;
     }
@@ -382,6 +390,9 @@ pub fn scatter_add(
     for (pos, &v) in source.values.iter().enumerate() {
         let mut idx = unravel(pos, &source.shape);
         let target = indexes.values[pos];
+        if is_skip_index(indexes.dtype, target) {
+            continue;
+        }
         if target < 0.0 || target as usize >= dst.shape[dim] {
             return Err(Rejection::new(
                 "indexes",
@@ -403,6 +414,10 @@ pub fn scatter_add(
         values,
     })
 }
+
+// The wider op set the op-consistency sweep covers lives in its own file.
+mod sweep_ops;
+pub use sweep_ops::*;
 
 #[cfg(test)]
 mod tests {

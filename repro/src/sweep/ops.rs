@@ -1,0 +1,635 @@
+//! The ops the sweep covers: the ones an MoE transformer's forward and backward pass runs. Each
+//! entry says which dtypes and variants it takes, how its size knobs become input shapes, and
+//! how to call it three ways — through candle, through the oracle, and as the Rust source a
+//! standalone repro prints — side by side, so the three cannot drift apart unnoticed.
+
+use super::cell::{data_values, Cell, Input, Kind, Rng};
+use candle_core::op::CmpOp;
+use candle_core::{DType, Tensor};
+use harness::host::HostTensor;
+use harness::oracle::{self, Rejection};
+
+/// What the oracle says a cell should return.
+#[derive(Clone, Debug)]
+pub enum Reference {
+    Values(HostTensor),
+    /// The call breaks the op's contract; a backend should refuse it.
+    Rejected(Rejection),
+    /// The op leaves the result undefined (scatter onto one position twice); only error parity
+    /// between backends is compared.
+    Unspecified(String),
+}
+
+impl From<oracle::OracleResult> for Reference {
+    fn from(r: oracle::OracleResult) -> Self {
+        match r {
+            Ok(v) => Reference::Values(v),
+            Err(e) => Reference::Rejected(e),
+        }
+    }
+}
+
+/// How an output is judged against the reference.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OutputCheck {
+    /// Equal within the dtype's tolerance (exact for integers).
+    Values,
+    /// Any permutation that sorts each row (ties may come in any order).
+    SortsRows,
+    /// Any position of a maximum.
+    Argmax,
+}
+
+pub struct Op {
+    pub name: &'static str,
+    /// The call as a reader would write it, for reports.
+    pub call: &'static str,
+    pub dtypes: &'static [DType],
+    /// The op's second dtype and what it is (`index`, `condition`, `target`).
+    pub aux: (&'static [DType], &'static str),
+    pub variants: &'static [&'static str],
+    pub knobs: usize,
+    /// Builds the logical inputs (roles, kinds, values) for a cell.
+    pub inputs: fn(&Cell, &mut Rng) -> Vec<Input>,
+    pub candle: fn(&Cell, &[Tensor]) -> candle_core::Result<Tensor>,
+    pub oracle: fn(&Cell, &[HostTensor]) -> Reference,
+    /// The candle call as Rust source over the given variable names.
+    pub code: fn(&Cell, &[&str]) -> String,
+    /// Inputs the backward pass differentiates (when their dtype is a float).
+    pub grads: &'static [usize],
+    pub check: OutputCheck,
+    /// Whether an output element sums several products (tolerances then grow with the length).
+    pub accumulates: bool,
+    /// Whether the op takes an index (so out-of-range index cells are generated).
+    pub indexed: bool,
+}
+
+const ALL: &[DType] = &[
+    DType::U8,
+    DType::U32,
+    DType::I64,
+    DType::F16,
+    DType::BF16,
+    DType::F32,
+    DType::F64,
+];
+const FLOATS: &[DType] = &[DType::F16, DType::BF16, DType::F32, DType::F64];
+const INDEX: &[DType] = &[DType::U8, DType::U32, DType::I64];
+const DIMS: &[&str] = &["dim 0", "dim 1"];
+const NONE: (&[DType], &str) = (&[], "");
+
+fn data(role: &'static str, c: &Cell, dtype: DType, shape: &[usize], rng: &mut Rng) -> Input {
+    let n = shape.iter().product();
+    Input {
+        role,
+        kind: Kind::Data,
+        host: HostTensor::new(dtype, shape, data_values(dtype, n, c.simple, rng)),
+    }
+}
+
+/// An index of `shape` with values below `bound`; `unique_along` draws each line along that
+/// dim without repeats (scatter's results are only defined then).
+fn index(
+    c: &Cell,
+    shape: &[usize],
+    bound: usize,
+    unique_along: Option<usize>,
+    rng: &mut Rng,
+) -> Input {
+    let n: usize = shape.iter().product();
+    let mut values: Vec<f64> = (0..n)
+        .map(|i| {
+            if c.simple {
+                (i % bound) as f64
+            } else {
+                rng.below(bound) as f64
+            }
+        })
+        .collect();
+    if let Some(dim) = unique_along {
+        let (outer, len, inner) = oracle::lines(shape, dim);
+        for o in 0..outer {
+            for r in 0..inner {
+                let perm = harness::host::shuffled_permutation(bound, &mut rng.0);
+                for i in 0..len {
+                    values[(o * len + i) * inner + r] =
+                        if c.simple { i as f64 } else { perm[i] as f64 };
+                }
+            }
+        }
+    }
+    Input {
+        role: "indexes",
+        kind: Kind::Index { bound },
+        host: HostTensor::new(c.aux().unwrap_or(DType::U32), shape, values),
+    }
+}
+
+fn k(c: &Cell, i: usize) -> usize {
+    c.knobs[i]
+}
+
+fn with_dim(shape: [usize; 2], dim: usize, n: usize) -> [usize; 2] {
+    let mut s = shape;
+    s[dim] = n;
+    s
+}
+
+fn has_duplicate_targets(ids: &HostTensor, dim: usize) -> bool {
+    let (outer, len, inner) = oracle::lines(&ids.shape, dim);
+    (0..outer).any(|o| {
+        (0..inner).any(|r| {
+            let mut seen: Vec<f64> = (0..len)
+                .map(|i| ids.values[(o * len + i) * inner + r])
+                .collect();
+            seen.sort_by(f64::total_cmp);
+            seen.windows(2).any(|w| w[0] == w[1])
+        })
+    })
+}
+
+const CMP: &[&str] = &["eq", "lt", "ge"];
+
+fn cmp_op(c: &Cell) -> CmpOp {
+    match c.variant {
+        0 => CmpOp::Eq,
+        1 => CmpOp::Lt,
+        _ => CmpOp::Ge,
+    }
+}
+
+pub static OPS: &[Op] = &[
+    Op {
+        name: "index_select",
+        call: "src.index_select(&indexes, dim)",
+        dtypes: ALL,
+        aux: (INDEX, "index"),
+        variants: DIMS,
+        knobs: 3,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            vec![
+                data("src", c, c.dtype(), &s, rng),
+                index(c, &[k(c, 2)], s[c.variant], None, rng),
+            ]
+        },
+        candle: |c, t| t[0].index_select(&t[1], c.variant),
+        oracle: |c, h| oracle::index_select(&h[0], &h[1], c.variant).into(),
+        code: |c, v| format!("{}.index_select(&{}, {})?", v[0], v[1], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: true,
+    },
+    Op {
+        name: "gather",
+        call: "src.gather(&indexes, dim)",
+        dtypes: ALL,
+        aux: (INDEX, "index"),
+        variants: DIMS,
+        knobs: 4,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            let d = c.variant;
+            // The docs allow an index smaller than `src` on the other dim.
+            let mut is = with_dim(s, d, k(c, 2));
+            is[1 - d] = k(c, 3).min(s[1 - d]);
+            vec![
+                data("src", c, c.dtype(), &s, rng),
+                index(c, &is, s[d], None, rng),
+            ]
+        },
+        candle: |c, t| t[0].gather(&t[1], c.variant),
+        oracle: |c, h| oracle::gather(&h[0], &h[1], c.variant).into(),
+        code: |c, v| format!("{}.gather(&{}, {})?", v[0], v[1], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: true,
+    },
+    Op {
+        name: "scatter",
+        call: "dst.scatter(&indexes, &src, dim)",
+        dtypes: ALL,
+        aux: (INDEX, "index"),
+        variants: DIMS,
+        knobs: 3,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            let d = c.variant;
+            let is = with_dim(s, d, k(c, 2).min(s[d]));
+            vec![
+                data("dst", c, c.dtype(), &s, rng),
+                index(c, &is, s[d], Some(d), rng),
+                data("src", c, c.dtype(), &is, rng),
+            ]
+        },
+        candle: |c, t| t[0].scatter(&t[1], &t[2], c.variant),
+        oracle: |c, h| {
+            if has_duplicate_targets(&h[1], c.variant) {
+                return Reference::Unspecified("two sources scatter onto one position".into());
+            }
+            oracle::scatter(&h[0], &h[1], &h[2], c.variant).into()
+        },
+        code: |c, v| format!("{}.scatter(&{}, &{}, {})?", v[0], v[1], v[2], c.variant),
+        grads: &[0, 2],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: true,
+    },
+    Op {
+        name: "scatter_add",
+        call: "dst.scatter_add(&indexes, &src, dim)",
+        dtypes: ALL,
+        aux: (INDEX, "index"),
+        variants: DIMS,
+        knobs: 3,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            let d = c.variant;
+            let is = with_dim(s, d, k(c, 2));
+            vec![
+                data("dst", c, c.dtype(), &s, rng),
+                index(c, &is, s[d], None, rng),
+                data("src", c, c.dtype(), &is, rng),
+            ]
+        },
+        candle: |c, t| t[0].scatter_add(&t[1], &t[2], c.variant),
+        oracle: |c, h| oracle::scatter_add(&h[0], &h[1], &h[2], c.variant).into(),
+        code: |c, v| format!("{}.scatter_add(&{}, &{}, {})?", v[0], v[1], v[2], c.variant),
+        grads: &[0, 2],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: true,
+    },
+    Op {
+        name: "index_add",
+        call: "dst.index_add(&indexes, &src, dim)",
+        dtypes: ALL,
+        aux: (INDEX, "index"),
+        variants: DIMS,
+        knobs: 3,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            let d = c.variant;
+            vec![
+                data("dst", c, c.dtype(), &s, rng),
+                index(c, &[k(c, 2)], s[d], None, rng),
+                data("src", c, c.dtype(), &with_dim(s, d, k(c, 2)), rng),
+            ]
+        },
+        candle: |c, t| t[0].index_add(&t[1], &t[2], c.variant),
+        oracle: |c, h| oracle::index_add(&h[0], &h[1], &h[2], c.variant).into(),
+        code: |c, v| format!("{}.index_add(&{}, &{}, {})?", v[0], v[1], v[2], c.variant),
+        grads: &[0, 2],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: true,
+    },
+    Op {
+        name: "cat",
+        call: "Tensor::cat(&[&a, &b], dim)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 3,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            vec![
+                data("a", c, c.dtype(), &s, rng),
+                data("b", c, c.dtype(), &with_dim(s, c.variant, k(c, 2)), rng),
+            ]
+        },
+        candle: |c, t| Tensor::cat(&[&t[0], &t[1]], c.variant),
+        oracle: |c, h| oracle::cat(&[&h[0], &h[1]], c.variant).into(),
+        code: |c, v| format!("Tensor::cat(&[&{}, &{}], {})?", v[0], v[1], c.variant),
+        grads: &[0, 1],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "arg_sort_last_dim",
+        call: "x.arg_sort_last_dim(asc)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: &["ascending", "descending"],
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |c, t| t[0].arg_sort_last_dim(c.variant == 0),
+        oracle: |c, h| oracle::arg_sort_last_dim(&h[0], c.variant == 0).into(),
+        code: |c, v| format!("{}.arg_sort_last_dim({})?", v[0], c.variant == 0),
+        grads: &[],
+        check: OutputCheck::SortsRows,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "to_dtype",
+        call: "x.to_dtype(target)",
+        dtypes: ALL,
+        aux: (ALL, "target"),
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            let mut x = data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng);
+            // A negative float has no defined conversion to an unsigned type (C leaves it
+            // undefined), so those pairs get magnitudes only.
+            if c.dtype().is_float() && matches!(c.aux(), Some(DType::U8 | DType::U32)) {
+                x.host.values.iter_mut().for_each(|v| *v = v.abs());
+            }
+            vec![x]
+        },
+        candle: |c, t| t[0].to_dtype(c.aux().unwrap()),
+        oracle: |c, h| oracle::to_dtype(&h[0], c.aux().unwrap()).into(),
+        code: |c, v| format!("{}.to_dtype(DType::{:?})?", v[0], c.aux().unwrap()),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "contiguous",
+        call: "x.contiguous()",
+        dtypes: ALL,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 3,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1), k(c, 2)], rng)],
+        candle: |_, t| t[0].contiguous(),
+        oracle: |_, h| Reference::Values(h[0].clone()),
+        code: |_, v| format!("{}.contiguous()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "matmul",
+        call: "a.matmul(&b)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["2-D", "batched 3-D"],
+        knobs: 4,
+        inputs: |c, rng| {
+            let (bt, m, kk, n) = (k(c, 0), k(c, 1), k(c, 2), k(c, 3));
+            let (sa, sb) = if c.variant == 0 {
+                (vec![m, kk], vec![kk, n])
+            } else {
+                (vec![bt, m, kk], vec![bt, kk, n])
+            };
+            vec![
+                data("a", c, c.dtype(), &sa, rng),
+                data("b", c, c.dtype(), &sb, rng),
+            ]
+        },
+        candle: |_, t| t[0].matmul(&t[1]),
+        oracle: |_, h| oracle::batched_matmul(&h[0], &h[1]).into(),
+        code: |_, v| format!("{}.matmul(&{})?", v[0], v[1]),
+        grads: &[0, 1],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "broadcast_matmul",
+        call: "a.broadcast_matmul(&b)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["3-D x 2-D"],
+        knobs: 4,
+        inputs: |c, rng| {
+            let (bt, m, kk, n) = (k(c, 0), k(c, 1), k(c, 2), k(c, 3));
+            vec![
+                data("a", c, c.dtype(), &[bt, m, kk], rng),
+                data("b", c, c.dtype(), &[kk, n], rng),
+            ]
+        },
+        candle: |_, t| t[0].broadcast_matmul(&t[1]),
+        oracle: |_, h| oracle::batched_matmul(&h[0], &h[1]).into(),
+        code: |_, v| format!("{}.broadcast_matmul(&{})?", v[0], v[1]),
+        grads: &[0, 1],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "softmax_last_dim",
+        call: "candle_nn::ops::softmax_last_dim(&x)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |_, t| candle_nn::ops::softmax_last_dim(&t[0]),
+        oracle: |_, h| oracle::softmax(&h[0], 1).into(),
+        code: |_, v| format!("candle_nn::ops::softmax_last_dim(&{})?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "softmax",
+        call: "candle_nn::ops::softmax(&x, dim)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |c, t| candle_nn::ops::softmax(&t[0], c.variant),
+        oracle: |c, h| oracle::softmax(&h[0], c.variant).into(),
+        code: |c, v| format!("candle_nn::ops::softmax(&{}, {})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "log_softmax",
+        call: "candle_nn::ops::log_softmax(&x, dim)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |c, t| candle_nn::ops::log_softmax(&t[0], c.variant),
+        oracle: |c, h| oracle::log_softmax(&h[0], c.variant).into(),
+        code: |c, v| format!("candle_nn::ops::log_softmax(&{}, {})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "silu",
+        call: "candle_nn::ops::silu(&x)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |_, t| candle_nn::ops::silu(&t[0]),
+        oracle: |_, h| oracle::silu(&h[0]).into(),
+        code: |_, v| format!("candle_nn::ops::silu(&{})?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "rms_norm",
+        call: "candle_nn::ops::rms_norm(&x, &alpha, 1e-5)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            vec![
+                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
+                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
+            ]
+        },
+        candle: |_, t| candle_nn::ops::rms_norm(&t[0], &t[1], 1e-5),
+        oracle: |_, h| oracle::rms_norm(&h[0], &h[1], 1e-5).into(),
+        code: |_, v| format!("candle_nn::ops::rms_norm(&{}, &{}, 1e-5)?", v[0], v[1]),
+        grads: &[0, 1],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "where_cond",
+        call: "cond.where_cond(&on_true, &on_false)",
+        dtypes: ALL,
+        aux: (INDEX, "condition"),
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            let n = s[0] * s[1];
+            let cond: Vec<f64> = (0..n)
+                .map(|i| {
+                    if c.simple {
+                        (i % 3) as f64
+                    } else {
+                        rng.below(3) as f64
+                    }
+                })
+                .collect();
+            vec![
+                Input {
+                    role: "cond",
+                    kind: Kind::Cond,
+                    host: HostTensor::new(c.aux().unwrap(), &s, cond),
+                },
+                data("on_true", c, c.dtype(), &s, rng),
+                data("on_false", c, c.dtype(), &s, rng),
+            ]
+        },
+        candle: |_, t| t[0].where_cond(&t[1], &t[2]),
+        oracle: |_, h| oracle::where_cond(&h[0], &h[1], &h[2]).into(),
+        code: |_, v| format!("{}.where_cond(&{}, &{})?", v[0], v[1], v[2]),
+        grads: &[1, 2],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "cmp",
+        call: "a.cmp(&b, op)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: CMP,
+        knobs: 2,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            // Few distinct values, so equal pairs occur.
+            let mut pick = |role| {
+                let v = (0..s[0] * s[1])
+                    .map(|i| {
+                        if c.simple {
+                            (i % 3) as f64
+                        } else {
+                            rng.below(3) as f64
+                        }
+                    })
+                    .collect();
+                Input {
+                    role,
+                    kind: Kind::Data,
+                    host: HostTensor::new(c.dtype(), &s, v),
+                }
+            };
+            let a = pick("a");
+            let b = pick("b");
+            vec![a, b]
+        },
+        candle: |c, t| t[0].cmp(&t[1], cmp_op(c)),
+        oracle: |c, h| oracle::cmp(&h[0], &h[1], CMP[c.variant]).into(),
+        code: |c, v| {
+            format!(
+                "{}.cmp(&{}, candle_core::op::CmpOp::{})?",
+                v[0],
+                v[1],
+                ["Eq", "Lt", "Ge"][c.variant]
+            )
+        },
+        grads: &[],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "sum_keepdim",
+        call: "x.sum_keepdim(dim)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |c, t| t[0].sum_keepdim(c.variant),
+        oracle: |c, h| oracle::sum_keepdim(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.sum_keepdim({})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: true,
+        indexed: false,
+    },
+    Op {
+        name: "max_keepdim",
+        call: "x.max_keepdim(dim)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |c, t| t[0].max_keepdim(c.variant),
+        oracle: |c, h| oracle::max_keepdim(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.max_keepdim({})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
+        name: "argmax_keepdim",
+        call: "x.argmax_keepdim(dim)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        candle: |c, t| t[0].argmax_keepdim(c.variant),
+        oracle: |c, h| oracle::argmax_keepdim(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.argmax_keepdim({})?", v[0], c.variant),
+        grads: &[],
+        check: OutputCheck::Argmax,
+        accumulates: false,
+        indexed: false,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Op> {
+    OPS.iter().find(|o| o.name == name)
+}

@@ -1,0 +1,824 @@
+//! The parent side of the sweep: plans the children, runs them (several at once), survives
+//! their deaths, gathers the findings into divergences, checks them against the manifest and
+//! writes the reports, the standalone repros and `reports/STATUS.md`.
+
+use super::exec::{Category, Finding};
+use super::known::{self, KnownSet, Status};
+use super::{ops, plan, ChildLine, Shrunk, CHILD};
+use harness::device::{DeviceInfo, CANDLE_VERSION};
+use harness::report::write_atomic;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct SweepConfig {
+    pub ops: Vec<&'static ops::Op>,
+    pub device_spec: String,
+    pub target: DeviceInfo,
+    pub seed: u64,
+    pub random: usize,
+    pub budget: Duration,
+    pub jobs: usize,
+    pub shrink_trials: usize,
+    pub report_dir: PathBuf,
+    /// Where `--bless` writes the standalone repros.
+    pub repro_dir: PathBuf,
+    pub manifest: PathBuf,
+    pub bless: bool,
+    pub command: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Divergence {
+    pub id: String,
+    pub op: String,
+    pub pass: String,
+    pub category: Category,
+    pub backends: BTreeSet<String>,
+    pub dtypes: BTreeSet<String>,
+    pub cells: usize,
+    pub title: String,
+    pub repro: Option<Shrunk>,
+    /// What killed the process, for a divergence seen only as a dead child.
+    pub death: Option<String>,
+    pub status: Option<Status>,
+    pub status_message: String,
+    pub upstream: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpSummary {
+    pub cells_planned: usize,
+    pub cells_run: usize,
+    pub cells_diverging: usize,
+    pub completed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SweepReport {
+    pub candle_version: String,
+    pub target: DeviceInfo,
+    pub backends: Vec<String>,
+    pub command: String,
+    pub seed: u64,
+    pub random_cells: usize,
+    pub wall_seconds: f64,
+    pub budget_seconds: u64,
+    pub ops: BTreeMap<String, OpSummary>,
+    pub divergences: Vec<Divergence>,
+    /// Manifest entries expected on a backend that ran but not seen.
+    pub missing: Vec<(String, Status, String)>,
+}
+
+impl SweepReport {
+    pub fn as_expected(&self) -> bool {
+        self.divergences
+            .iter()
+            .all(|d| d.status == Some(Status::Expected))
+            && self.missing.iter().all(|(_, s, _)| *s == Status::NotRun)
+    }
+
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let cells: usize = self.ops.values().map(|o| o.cells_run).sum();
+        let mut out = format!(
+            "sweep on {} ({}) · candle {} · {} cells in {:.1}s\ncommand: {}\n\n",
+            self.target.location,
+            self.target.name,
+            self.candle_version,
+            cells,
+            self.wall_seconds,
+            self.command
+        );
+        let w = self
+            .divergences
+            .iter()
+            .map(|d| d.id.len())
+            .max()
+            .unwrap_or(10)
+            .max(10);
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<14}  {:<10}  {:>5}  status",
+            "divergence", "category", "backends", "cells"
+        );
+        for d in &self.divergences {
+            let b: Vec<&str> = d.backends.iter().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<14}  {:<10}  {:>5}  {}",
+                d.id,
+                d.category.as_str(),
+                b.join("+"),
+                d.cells,
+                d.status_message
+            );
+        }
+        for (id, _, msg) in &self.missing {
+            let _ = writeln!(out, "{id:<w$}  {:<14}  {:<10}  {:>5}  {msg}", "-", "-", 0);
+        }
+        let incomplete: Vec<&String> = self
+            .ops
+            .iter()
+            .filter(|(_, o)| !o.completed)
+            .map(|(k, _)| k)
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{} distinct divergences observed, ops swept: {}{}",
+            self.divergences.len(),
+            self.ops.len() - incomplete.len(),
+            if incomplete.is_empty() {
+                String::new()
+            } else {
+                format!(", not completed (budget): {incomplete:?}")
+            }
+        );
+        out
+    }
+}
+
+enum Job {
+    /// Every in-contract cell of the op, from this index on.
+    Safe(&'static ops::Op, usize),
+    /// One hazard cell, alone in its process.
+    Only(&'static ops::Op, usize),
+}
+
+#[derive(Default)]
+struct Gathered {
+    done: BTreeMap<String, BTreeSet<usize>>,
+    diverging: BTreeMap<String, BTreeSet<usize>>,
+    divergences: BTreeMap<String, Divergence>,
+    stopped_by_budget: BTreeSet<String>,
+}
+
+fn spawn_child(
+    cfg: &SweepConfig,
+    op: &ops::Op,
+    from: usize,
+    only: Option<usize>,
+) -> std::io::Result<std::process::Child> {
+    spawn(cfg, op, |cmd| {
+        cmd.args(["--seed", &cfg.seed.to_string()])
+            .args(["--random", &cfg.random.to_string()])
+            .args(["--from", &from.to_string()]);
+        if let Some(k) = only {
+            cmd.args(["--only", &k.to_string()]);
+        }
+    })
+}
+
+fn spawn(
+    cfg: &SweepConfig,
+    op: &ops::Op,
+    extra: impl FnOnce(&mut Command),
+) -> std::io::Result<std::process::Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(CHILD)
+        .args(["--op", op.name])
+        .args(["--device", &cfg.device_spec])
+        .args(["--shrink-trials", &cfg.shrink_trials.to_string()]);
+    extra(&mut cmd);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
+}
+
+/// Finishes, in fresh processes, a shrink that a device assert interrupted.
+fn resume_shrink(cfg: &SweepConfig, op: &ops::Op, s: &Shrunk, deadline: Instant) -> Option<Shrunk> {
+    let mut job = super::ShrinkJob {
+        start: s.resume_from.clone()?,
+        finding: s.finding.clone(),
+        skip: s.skip.clone(),
+    };
+    let path =
+        std::env::temp_dir().join(format!("sweep-shrink-{}-{}.json", std::process::id(), s.id));
+    let mut result = None;
+    for _ in 0..40 {
+        if Instant::now() >= deadline {
+            break;
+        }
+        if std::fs::write(&path, serde_json::to_string(&job).expect("serialisable")).is_err() {
+            break;
+        }
+        let Ok(out) = spawn(cfg, op, |cmd| {
+            cmd.arg("--shrink-job").arg(&path);
+        })
+        .and_then(|c| c.wait_with_output()) else {
+            break;
+        };
+        let mut next = None;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            match serde_json::from_str::<ChildLine>(line) {
+                Ok(ChildLine::Shrunk(done)) => result = Some(*done),
+                Ok(ChildLine::Resume { best, skip }) => next = Some((best, skip)),
+                _ => {}
+            }
+        }
+        match (result.is_some(), next) {
+            (false, Some((best, skip))) => {
+                job.start = *best;
+                job.skip.push(*skip);
+            }
+            _ => break,
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+fn record(g: &mut Gathered, op: &ops::Op, line: ChildLine) {
+    if let ChildLine::Done {
+        index,
+        findings,
+        shrunk,
+        dtype_label,
+    } = line
+    {
+        g.done.entry(op.name.into()).or_default().insert(index);
+        if !findings.is_empty() {
+            g.diverging.entry(op.name.into()).or_default().insert(index);
+        }
+        let mut counted = BTreeSet::new();
+        for (id, f) in findings {
+            let d = g
+                .divergences
+                .entry(id.clone())
+                .or_insert_with(|| new_divergence(&id, op, &f));
+            d.backends.extend(f.backends.iter().cloned());
+            d.dtypes.insert(dtype_label.clone());
+            // A cell counts once per divergence, whichever backends showed it.
+            if counted.insert(id) {
+                d.cells += 1;
+            }
+        }
+        for s in shrunk {
+            if let Some(d) = g.divergences.get_mut(&s.id) {
+                let better = d.repro.as_ref().is_none_or(|r| {
+                    (s.complete, std::cmp::Reverse(s.cell.size()))
+                        > (r.complete, std::cmp::Reverse(r.cell.size()))
+                });
+                if better {
+                    d.repro = Some(s);
+                }
+            }
+        }
+    }
+}
+
+fn new_divergence(id: &str, op: &ops::Op, f: &Finding) -> Divergence {
+    Divergence {
+        id: id.into(),
+        op: op.name.into(),
+        pass: f.pass.clone(),
+        category: f.category,
+        backends: BTreeSet::new(),
+        dtypes: BTreeSet::new(),
+        cells: 0,
+        title: String::new(),
+        repro: None,
+        death: None,
+        status: None,
+        status_message: String::new(),
+        upstream: None,
+    }
+}
+
+/// Runs one job to its end, respawning the child past a cell that killed it.
+fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gathered>) {
+    let (op, mut from, only) = match job {
+        Job::Safe(op, from) => (op, from, None),
+        Job::Only(op, k) => (op, k, Some(k)),
+    };
+    let planned = plan(op, cfg.seed, cfg.random);
+    loop {
+        let mut child = match spawn_child(cfg, op, from, only) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot start a sweep child: {e}");
+                return;
+            }
+        };
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let err_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut in_flight: Option<usize> = None;
+        let mut last_done: Option<usize> = None;
+        let mut out_of_time = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok(line) => match serde_json::from_str::<ChildLine>(&line) {
+                    Ok(ChildLine::Start { index }) => in_flight = Some(index),
+                    Ok(done) => {
+                        in_flight = None;
+                        if let ChildLine::Done { index, .. } = &done {
+                            last_done = Some(*index);
+                        }
+                        record(&mut gathered.lock().unwrap(), op, done);
+                    }
+                    Err(_) => {}
+                },
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() >= deadline {
+                        out_of_time = true;
+                        let _ = child.kill();
+                        break;
+                    }
+                }
+            }
+        }
+        let status = child.wait();
+        let stderr = err_thread.join().unwrap_or_default();
+        if out_of_time {
+            gathered
+                .lock()
+                .unwrap()
+                .stopped_by_budget
+                .insert(op.name.into());
+            return;
+        }
+        let poisoned = status
+            .as_ref()
+            .is_ok_and(|s| s.code() == Some(super::EXIT_POISONED));
+        let Some(dead_at) = in_flight else {
+            // A child stops after a cell that poisoned its device context; go on in a fresh one.
+            match (poisoned, only, last_done) {
+                (true, None, Some(k)) => {
+                    from = k + 1;
+                    continue;
+                }
+                _ => return,
+            }
+        };
+        // The child died inside a cell: that cell is a crash of its own.
+        let cell = &planned[dead_at];
+        let mut g = gathered.lock().unwrap();
+        g.done.entry(op.name.into()).or_default().insert(dead_at);
+        g.diverging
+            .entry(op.name.into())
+            .or_default()
+            .insert(dead_at);
+        let id = format!(
+            "{}-process-died{}",
+            op.name,
+            cell.hazard
+                .map(|h| format!("-{}", h.as_str()))
+                .unwrap_or_default()
+        )
+        .replace('_', "-");
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let death = format!(
+            "{}; cell {:?}; stderr: {}",
+            match status {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            },
+            cell,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        );
+        let d = g
+            .divergences
+            .entry(id.clone())
+            .or_insert_with(|| Divergence {
+                death: Some(death.clone()),
+                title: format!("`{}` kills the process", op.call),
+                ..new_divergence(
+                    &id,
+                    op,
+                    &Finding {
+                        pass: "forward".into(),
+                        category: Category::Crash,
+                        backends: vec![],
+                        detail: BTreeMap::new(),
+                    },
+                )
+            });
+        d.backends.insert(cfg.target.backend.clone());
+        d.dtypes.insert(cell.dtype_label(op.aux.1));
+        d.cells += 1;
+        drop(g);
+        if only.is_some() {
+            return;
+        }
+        from = dead_at + 1;
+    }
+}
+
+pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
+    let known = KnownSet::load(&cfg.manifest)?;
+    let start = Instant::now();
+    let deadline = start + cfg.budget;
+    let mut jobs = Vec::new();
+    let mut planned = BTreeMap::new();
+    for op in &cfg.ops {
+        let cells = plan(op, cfg.seed, cfg.random);
+        planned.insert(op.name.to_string(), cells.len());
+        jobs.push(Job::Safe(op, 0));
+        for (k, c) in cells.iter().enumerate() {
+            if c.hazard.is_some() {
+                jobs.push(Job::Only(op, k));
+            }
+        }
+    }
+    let queue = Arc::new(Mutex::new(
+        jobs.into_iter().collect::<std::collections::VecDeque<_>>(),
+    ));
+    let gathered = Mutex::new(Gathered::default());
+    std::thread::scope(|s| {
+        for _ in 0..cfg.jobs.max(1) {
+            s.spawn(|| loop {
+                let job = queue.lock().unwrap().pop_front();
+                match job {
+                    Some(j) if Instant::now() < deadline => run_job(cfg, j, deadline, &gathered),
+                    Some(Job::Safe(op, _)) | Some(Job::Only(op, _)) => {
+                        gathered
+                            .lock()
+                            .unwrap()
+                            .stopped_by_budget
+                            .insert(op.name.into());
+                    }
+                    None => break,
+                }
+            });
+        }
+    });
+    let mut g = gathered.into_inner().unwrap();
+    // Shrinks a device assert interrupted are finished now, each in fresh processes.
+    let pending: Vec<(String, Shrunk)> = g
+        .divergences
+        .iter()
+        .filter_map(|(id, d)| {
+            d.repro
+                .as_ref()
+                .filter(|r| !r.complete)
+                .map(|r| (id.clone(), r.clone()))
+        })
+        .collect();
+    for (id, s) in pending {
+        let Some(op) = ops::find(&s.cell.op) else {
+            continue;
+        };
+        let Some(done) = resume_shrink(cfg, op, &s, deadline) else {
+            continue;
+        };
+        let mut d = g.divergences.remove(&id).expect("listed above");
+        let new_id = done.id.clone();
+        d.repro = Some(done);
+        match g.divergences.get_mut(&new_id) {
+            // The shrunk cell names a divergence already seen: one divergence.
+            Some(other) => {
+                other.cells += d.cells;
+                other.dtypes.extend(d.dtypes);
+                other.backends.extend(d.backends);
+                if other.repro.as_ref().is_none_or(|r| !r.complete) {
+                    other.repro = d.repro;
+                }
+            }
+            None => {
+                d.id = new_id.clone();
+                g.divergences.insert(new_id, d);
+            }
+        }
+    }
+    let backends: Vec<String> = if cfg.target.backend == "cpu" {
+        vec!["cpu".into()]
+    } else {
+        vec!["cpu".into(), cfg.target.backend.clone()]
+    };
+    let mut ops_summary = BTreeMap::new();
+    let mut completed = BTreeSet::new();
+    for op in &cfg.ops {
+        let run = g.done.get(op.name).map_or(0, |s| s.len());
+        let done = run == planned[op.name] && !g.stopped_by_budget.contains(op.name);
+        if done {
+            completed.insert(op.name.to_string());
+        }
+        ops_summary.insert(
+            op.name.to_string(),
+            OpSummary {
+                cells_planned: planned[op.name],
+                cells_run: run,
+                cells_diverging: g.diverging.get(op.name).map_or(0, |s| s.len()),
+                completed: done,
+            },
+        );
+    }
+    let seen: BTreeMap<String, BTreeSet<String>> = g
+        .divergences
+        .iter()
+        .map(|(id, d)| (id.clone(), d.backends.clone()))
+        .collect();
+    let op_of = |id: &str| {
+        ops::OPS
+            .iter()
+            .filter(|o| id.starts_with(&format!("{}-", o.name.replace('_', "-"))))
+            .max_by_key(|o| o.name.len())
+            .map(|o| o.name.to_string())
+    };
+    let mut statuses = known::check(&known, &seen, &backends, &completed, op_of);
+    // Ids come from shrinking the first cell that shows a divergence, so other cells (another
+    // seed or --cases) can name a known divergence differently: only the blessed settings can
+    // say a divergence is gone.
+    if cfg.seed != super::DEFAULT_SEED || cfg.random != super::DEFAULT_CASES {
+        for (status, message) in statuses.values_mut() {
+            if *status == Status::Fixed {
+                *status = Status::NotRun;
+                *message = format!(
+                    "not seen with these --seed/--cases; only the defaults can show a fix ({message})"
+                );
+            }
+        }
+    }
+    let mut divergences: Vec<Divergence> = g.divergences.into_values().collect();
+    for d in &mut divergences {
+        if let (Some(s), Some(op)) = (&d.repro, ops::find(&d.op)) {
+            let b: Vec<String> = d.backends.iter().cloned().collect();
+            d.title = super::emit::title(op, s, &b);
+        }
+        if let Some((s, m)) = statuses.get(&d.id) {
+            d.status = Some(s.clone());
+            d.status_message = m.clone();
+        }
+        d.upstream = known.entries.get(&d.id).and_then(|k| k.upstream.clone());
+    }
+    let missing = statuses
+        .into_iter()
+        .filter(|(id, _)| !seen.contains_key(id))
+        .map(|(id, (s, m))| (id, s, m))
+        .collect();
+    Ok(SweepReport {
+        candle_version: CANDLE_VERSION.to_string(),
+        target: cfg.target.clone(),
+        backends,
+        command: cfg.command.clone(),
+        seed: cfg.seed,
+        random_cells: cfg.random,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        budget_seconds: cfg.budget.as_secs(),
+        ops: ops_summary,
+        divergences,
+        missing,
+    })
+}
+
+fn device_line(t: &DeviceInfo) -> String {
+    format!(
+        "{} ({}{})",
+        t.location,
+        t.name,
+        t.driver
+            .as_deref()
+            .map(|d| format!(", driver {d}"))
+            .unwrap_or_default()
+    )
+}
+
+/// File name of a divergence's standalone repro.
+pub fn repro_file_name(id: &str) -> String {
+    format!("sweep_{}.rs", id.replace('-', "_"))
+}
+
+/// Writes `reports/sweep/<backend>/` (sweep.json, sweep.txt, one issue text per divergence)
+/// and the standalone repros.
+pub fn write_outputs(cfg: &SweepConfig, r: &SweepReport) -> std::io::Result<Vec<PathBuf>> {
+    let dir = cfg.report_dir.join("sweep").join(&r.target.backend);
+    std::fs::create_dir_all(&dir)?;
+    let mut written = Vec::new();
+    let device = device_line(&r.target);
+    for d in &r.divergences {
+        let (Some(s), Some(op)) = (&d.repro, ops::find(&d.op)) else {
+            continue;
+        };
+        let source = super::emit::repro_source(op, s, &d.title, &r.command);
+        let md = super::emit::issue_markdown(op, d, s, &device, &r.command, &source);
+        let p = dir.join(format!("{}.md", d.id));
+        write_atomic(&p, &md)?;
+        written.push(p);
+    }
+    let p = dir.join("sweep.json");
+    write_atomic(
+        &p,
+        &(serde_json::to_string_pretty(r).expect("serialisable") + "\n"),
+    )?;
+    written.push(p);
+    let p = dir.join("sweep.txt");
+    write_atomic(&p, &r.table())?;
+    written.push(p);
+    Ok(written)
+}
+
+/// Rewrites the manifest from a run: entries seen now get this run's backends and devices
+/// (keeping their upstream link, note and first-seen version); entries on backends that did not
+/// run are kept.
+pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String> {
+    let mut known = KnownSet::load(&cfg.manifest)?;
+    let ran: Vec<&String> = r.backends.iter().collect();
+    // Drop this run's backends from every entry, then add back what was seen.
+    for k in known.entries.values_mut() {
+        if k.observed {
+            k.backends.retain(|b| !ran.contains(&b));
+            k.devices.retain(|b, _| !ran.contains(&b));
+        }
+    }
+    for d in &r.divergences {
+        let k = known
+            .entries
+            .entry(d.id.clone())
+            .or_insert_with(|| known::Known {
+                category: d.category.as_str().into(),
+                backends: vec![],
+                first_seen: r.candle_version.clone(),
+                candle: r.candle_version.clone(),
+                devices: BTreeMap::new(),
+                observed: true,
+                upstream: None,
+                note: None,
+            });
+        k.candle = r.candle_version.clone();
+        for b in &d.backends {
+            if !k.backends.contains(b) {
+                k.backends.push(b.clone());
+            }
+            let dev = if *b == r.target.backend {
+                device_line(&r.target)
+            } else {
+                "cpu".into()
+            };
+            k.devices.insert(b.clone(), dev);
+        }
+        k.backends.sort();
+    }
+    known
+        .entries
+        .retain(|_, k| !k.observed || !k.backends.is_empty());
+    write_atomic(&cfg.manifest, &known.to_toml()).map_err(|e| e.to_string())?;
+    let mut written = vec![cfg.manifest.clone()];
+    // Repros are written only by a run that saw every backend the manifest lists for them, so
+    // a CPU-only run never replaces the evidence of a CUDA run.
+    std::fs::create_dir_all(&cfg.repro_dir).map_err(|e| e.to_string())?;
+    for d in &r.divergences {
+        let (Some(s), Some(op), Some(k)) = (&d.repro, ops::find(&d.op), known.entries.get(&d.id))
+        else {
+            continue;
+        };
+        let p = cfg.repro_dir.join(repro_file_name(&d.id));
+        if p.exists() && !k.backends.iter().all(|b| r.backends.contains(b)) {
+            continue;
+        }
+        let title = super::emit::title(op, s, &k.backends);
+        write_atomic(&p, &super::emit::repro_source(op, s, &title, &r.command))
+            .map_err(|e| e.to_string())?;
+        rustfmt(&p);
+        written.push(p);
+    }
+    Ok(written)
+}
+
+/// `reports/STATUS.md`: every known divergence and suite case × backend, from the manifests
+/// and the latest sweep reports.
+pub fn write_status(
+    report_dir: &Path,
+    sweep_manifest: &Path,
+    suite_manifest: &Path,
+) -> Result<PathBuf, String> {
+    let known = KnownSet::load(sweep_manifest)?;
+    let mut md = String::from(
+        "# Status\n\nGenerated by `cargo run -p repro --release -- status` from `repro/sweep-known.toml`, `repro/expected.toml` and the latest `reports/sweep/<backend>/sweep.json`. Do not edit.\n\n",
+    );
+    let mut runs = Vec::new();
+    for b in crate::manifest::BACKENDS {
+        let p = report_dir.join("sweep").join(b).join("sweep.json");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                runs.push((b, v));
+            }
+        }
+    }
+    md.push_str("## Sweep runs\n\n| backend | device | candle | cells | seconds | command |\n|---|---|---|---|---|---|\n");
+    for (b, v) in &runs {
+        let cells: u64 = v["ops"].as_object().map_or(0, |o| {
+            o.values()
+                .map(|x| x["cells_run"].as_u64().unwrap_or(0))
+                .sum()
+        });
+        md.push_str(&format!(
+            "| {b} | {} | {} | {cells} | {:.0} | `{}` |\n",
+            v["target"]["name"].as_str().unwrap_or("?"),
+            v["candle_version"].as_str().unwrap_or("?"),
+            v["wall_seconds"].as_f64().unwrap_or(0.0),
+            v["command"].as_str().unwrap_or("?"),
+        ));
+    }
+    if runs.iter().all(|(b, _)| *b != "metal") {
+        md.push_str("\nNo Metal run is recorded: the metal column stays empty until a Mac runs the sweep.\n");
+    }
+    let mut titles: BTreeMap<String, String> = BTreeMap::new();
+    for (_, v) in &runs {
+        for d in v["divergences"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(t)) = (d["id"].as_str(), d["title"].as_str()) {
+                titles.entry(id.into()).or_insert_with(|| t.into());
+            }
+        }
+    }
+    md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run).\n\n| divergence | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|\n");
+    let ran: BTreeSet<&str> = runs.iter().map(|(b, _)| *b).collect();
+    for (id, k) in &known.entries {
+        let cell = |b: &str| {
+            if k.backends.iter().any(|x| x == b) {
+                if k.observed {
+                    "✗".to_string()
+                } else {
+                    "source only".into()
+                }
+            } else if ran.contains(b) {
+                "·".into()
+            } else {
+                String::new()
+            }
+        };
+        let title = titles
+            .get(id)
+            .map(|t| format!("<br>{t}"))
+            .unwrap_or_default();
+        let report = k
+            .backends
+            .iter()
+            .find(|b| {
+                report_dir
+                    .join("sweep")
+                    .join(b.as_str())
+                    .join(format!("{id}.md"))
+                    .exists()
+            })
+            .map(|b| format!("[report](sweep/{b}/{id}.md)"))
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "| `{id}`{title} | {} | {} | {} | {} | {} | {} | {report} |\n",
+            k.category,
+            cell("cpu"),
+            cell("cuda"),
+            cell("metal"),
+            k.first_seen,
+            k.upstream
+                .as_deref()
+                .map(|u| format!("[link]({u})"))
+                .unwrap_or_default(),
+        ));
+    }
+    let suite = std::fs::read_to_string(suite_manifest).map_err(|e| e.to_string())?;
+    let suite: BTreeMap<String, BTreeMap<String, crate::manifest::Expectation>> =
+        toml::from_str(&suite).map_err(|e| e.to_string())?;
+    md.push_str("\n## Suite cases (`repro run`)\n\n| case | cpu | cuda | metal | candle | upstream |\n|---|---|---|---|---|---|\n");
+    for (case, per) in &suite {
+        let v = |b: &str| per.get(b).map(|e| e.verdict.clone()).unwrap_or_default();
+        let link = per
+            .values()
+            .find_map(|e| e.link.clone())
+            .map(|u| format!("[link]({u})"))
+            .unwrap_or_default();
+        let candle = per
+            .values()
+            .map(|e| e.candle.clone())
+            .next()
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "| `{case}` | {} | {} | {} | {candle} | {link} |\n",
+            v("cpu"),
+            v("cuda"),
+            v("metal")
+        ));
+    }
+    let p = report_dir.join("STATUS.md");
+    write_atomic(&p, &md).map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+/// Formats an emitted repro so the workspace's `cargo fmt --check` holds; best effort (without
+/// rustfmt the file is still valid Rust).
+fn rustfmt(p: &Path) {
+    let _ = Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .arg(p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
