@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The candle version matrix: the same suite, built against every version in matrix/versions.txt,
+# The candle version matrix: the same suite and op-consistency sweep, built against every version in matrix/versions.txt,
 # each with its own lock file (matrix/locks/<version>.lock, committed) and target dir, then one
 # report: reports/matrix.{md,json} (case × version × backend → verdict, "fixed in"/"regressed in").
 #
@@ -65,6 +65,15 @@ run() {
     # 0: as the manifest expects; 3: some verdict differs (expected across versions).
     [ $rc = 0 ] || [ $rc = 3 ] || die "candle $v on $device: the suite exited $rc (see $work/$v/suite-${device%%:*}.txt)"
     echo "ran $v on $device: $(tail -n 1 "$work/$v/suite-${device%%:*}.txt")"
+    # The op-consistency sweep of the same build, checked against this checkout's manifest
+    # (exit 3 is expected where a version differs).
+    set +e
+    (cd "$root" && "$exe" sweep --device "$device" --report-dir "$work/$v/reports" \
+      --manifest "$root/repro/sweep-known.toml" > "$work/$v/sweep-${device%%:*}.txt" 2>&1)
+    rc=$?
+    set -e
+    [ $rc = 0 ] || [ $rc = 3 ] || die "candle $v on $device: the sweep exited $rc (see $work/$v/sweep-${device%%:*}.txt)"
+    echo "swept $v on $device: $(grep 'distinct divergences' "$work/$v/sweep-${device%%:*}.txt")"
   done
 }
 

@@ -1,6 +1,7 @@
 //! The version matrix report: reads the suite runs of several candle versions
-//! (`<dir>/<backend>/suite.json` and the per-case JSON) and writes `matrix.{md,json}`:
-//! case × version × backend → verdict, plus "fixed in" / "regressed in" derived from the data.
+//! (`<dir>/<backend>/suite.json` and the per-case JSON) and their sweeps
+//! (`<dir>/sweep/<backend>/sweep.json`), and writes `matrix.{md,json}`: case or sweep divergence
+//! × version × backend → verdict, plus "fixed in" / "regressed in" derived from the data.
 //! A transition is claimed only between two versions that both have a definite answer on the
 //! same backend: present in the earlier and absent in the later ("fixed in"), or the reverse.
 
@@ -95,6 +96,7 @@ pub fn collect(runs: &[(String, PathBuf)]) -> Result<Matrix, String> {
             }
         }
     }
+    cells.extend(sweep_cells(runs)?);
     if cells.is_empty() {
         return Err("no suite.json found under the given run folders".into());
     }
@@ -136,6 +138,58 @@ pub fn collect(runs: &[(String, PathBuf)]) -> Result<Matrix, String> {
         cells,
         transitions,
     })
+}
+
+/// The sweep's divergences as matrix rows (`sweep:<id>`): present in a version whose sweep on
+/// that backend saw it, absent in one whose sweep completed the divergence's op without seeing it.
+fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, String> {
+    // (version, backend) → (ids seen, ops completed)
+    let mut seen = Vec::new();
+    let mut op_of = std::collections::BTreeMap::new();
+    for (version, dir) in runs {
+        for backend in crate::manifest::BACKENDS {
+            let p = dir.join("sweep").join(backend).join("sweep.json");
+            if !p.is_file() {
+                continue;
+            }
+            let j = read_json(&p)?;
+            let mut ids = std::collections::BTreeSet::new();
+            for d in j["divergences"].as_array().into_iter().flatten() {
+                let id = d["id"].as_str().unwrap_or_default().to_string();
+                op_of.insert(id.clone(), d["op"].as_str().unwrap_or_default().to_string());
+                ids.insert(id);
+            }
+            let completed: std::collections::BTreeSet<String> = j["ops"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, o)| o["completed"] == true)
+                .map(|(k, _)| k.clone())
+                .collect();
+            seen.push((version.clone(), backend.to_string(), ids, completed));
+        }
+    }
+    let mut cells = Vec::new();
+    for (id, op) in &op_of {
+        for (version, backend, ids, completed) in &seen {
+            let (verdict, bug) = if ids.contains(id) {
+                ("diverges", Bug::Present)
+            } else if completed.contains(op) {
+                ("agrees", Bug::Absent)
+            } else {
+                ("not swept", Bug::Unknown)
+            };
+            cells.push(Cell {
+                case: format!("sweep:{id}"),
+                version: version.clone(),
+                backend: backend.clone(),
+                verdict: verdict.into(),
+                cpu_diverges: false,
+                bug,
+            });
+        }
+    }
+    Ok(cells)
 }
 
 pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {

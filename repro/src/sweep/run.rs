@@ -739,8 +739,9 @@ pub fn write_status(
             }
         }
     }
-    md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run).\n\n| divergence | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run). \"First seen\" is the oldest candle version in `reports/matrix.md` whose sweep showed it (else the manifest's `first_seen`).\n\n| divergence | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|\n");
     let ran: BTreeSet<&str> = runs.iter().map(|(b, _)| *b).collect();
+    let matrix = first_seen_in_matrix(report_dir);
     for (id, k) in &known.entries {
         let cell = |b: &str| {
             if k.backends.iter().any(|x| x == b) {
@@ -777,7 +778,7 @@ pub fn write_status(
             cell("cpu"),
             cell("cuda"),
             cell("metal"),
-            k.first_seen,
+            matrix.get(id).unwrap_or(&k.first_seen),
             k.upstream
                 .as_deref()
                 .map(|u| format!("[link]({u})"))
@@ -821,4 +822,39 @@ fn rustfmt(p: &Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// The earliest candle version whose sweep showed each divergence, from `reports/matrix.json`
+/// (versions in the matrix's order, oldest first).
+fn first_seen_in_matrix(report_dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(report_dir.join("matrix.json")) else {
+        return out;
+    };
+    let Ok(m) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return out;
+    };
+    let versions: Vec<&str> = m["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for c in m["cells"].as_array().into_iter().flatten() {
+        let (Some(case), Some(v)) = (c["case"].as_str(), c["version"].as_str()) else {
+            continue;
+        };
+        let Some(id) = case.strip_prefix("sweep:") else {
+            continue;
+        };
+        if c["bug"] != "present" {
+            continue;
+        }
+        let pos = |x: &str| versions.iter().position(|y| *y == x);
+        let earlier = out.get(id).is_none_or(|cur: &String| pos(v) < pos(cur));
+        if earlier {
+            out.insert(id.to_string(), v.to_string());
+        }
+    }
+    out
 }

@@ -55,7 +55,12 @@ fn main() -> candle_core::Result<()> {
     for d in [Device::Cpu, dev] {
         match std::panic::catch_unwind(|| run(&d)) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
-            Ok(Err(e)) => println!("{:?}: error: {e}", d.location()),
+            // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }
