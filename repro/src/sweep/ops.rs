@@ -125,6 +125,11 @@ fn index(
     }
 }
 
+/// One data input `x` of shape `[knob 0, knob 1]`.
+fn one_2d(c: &Cell, rng: &mut Rng) -> Vec<Input> {
+    vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)]
+}
+
 fn k(c: &Cell, i: usize) -> usize {
     c.knobs[i]
 }
@@ -315,7 +320,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["ascending", "descending"],
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |c, t| t[0].arg_sort_last_dim(c.variant == 0),
         oracle: |c, h| oracle::arg_sort_last_dim(&h[0], c.variant == 0).into(),
         code: |c, v| format!("{}.arg_sort_last_dim({})?", v[0], c.variant == 0),
@@ -420,7 +425,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["-"],
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |_, t| candle_nn::ops::softmax_last_dim(&t[0]),
         oracle: |_, h| oracle::softmax(&h[0], 1).into(),
         code: |_, v| format!("candle_nn::ops::softmax_last_dim(&{})?", v[0]),
@@ -436,7 +441,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: DIMS,
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |c, t| candle_nn::ops::softmax(&t[0], c.variant),
         oracle: |c, h| oracle::softmax(&h[0], c.variant).into(),
         code: |c, v| format!("candle_nn::ops::softmax(&{}, {})?", v[0], c.variant),
@@ -452,7 +457,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: DIMS,
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |c, t| candle_nn::ops::log_softmax(&t[0], c.variant),
         oracle: |c, h| oracle::log_softmax(&h[0], c.variant).into(),
         code: |c, v| format!("candle_nn::ops::log_softmax(&{}, {})?", v[0], c.variant),
@@ -468,7 +473,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["-"],
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |_, t| candle_nn::ops::silu(&t[0]),
         oracle: |_, h| oracle::silu(&h[0]).into(),
         code: |_, v| format!("candle_nn::ops::silu(&{})?", v[0]),
@@ -587,7 +592,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: DIMS,
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |c, t| t[0].sum_keepdim(c.variant),
         oracle: |c, h| oracle::sum_keepdim(&h[0], c.variant).into(),
         code: |c, v| format!("{}.sum_keepdim({})?", v[0], c.variant),
@@ -603,7 +608,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: DIMS,
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |c, t| t[0].max_keepdim(c.variant),
         oracle: |c, h| oracle::max_keepdim(&h[0], c.variant).into(),
         code: |c, v| format!("{}.max_keepdim({})?", v[0], c.variant),
@@ -619,7 +624,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: DIMS,
         knobs: 2,
-        inputs: |c, rng| vec![data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng)],
+        inputs: one_2d,
         candle: |c, t| t[0].argmax_keepdim(c.variant),
         oracle: |c, h| oracle::argmax_keepdim(&h[0], c.variant).into(),
         code: |c, v| format!("{}.argmax_keepdim({})?", v[0], c.variant),
