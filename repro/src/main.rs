@@ -218,10 +218,28 @@ fn main() -> ExitCode {
                 }
                 v
             };
-            let target = match cli::open_device(&device) {
-                Ok(d) => harness::device::describe(&d),
+            let opened = match cli::open_device(&device) {
+                Ok(d) => d,
                 Err(e) => return usage_exit(e),
             };
+            let target = harness::device::describe(&opened);
+            if !bless && !manifest.is_file() {
+                return usage_exit(format!(
+                    "no manifest at {} (pass --bless to create one from this run)",
+                    manifest.display()
+                ));
+            }
+            // A device that gets known-result ops wrong (a paravirtualised GPU returning zeros)
+            // would turn every cell into a divergence: refuse to sweep it.
+            let canary = harness::canary::run(&opened);
+            if !canary.passed {
+                eprintln!(
+                    "error: the canary failed on {} ({}); no sweep result would be trustworthy",
+                    target.location,
+                    canary.failures.join("; ")
+                );
+                return ExitCode::from(harness::Verdict::Inconclusive.exit_code());
+            }
             if let Err(e) = cli::check_report_dir(&report_dir, &target.backend) {
                 return usage_exit(e);
             }

@@ -1,0 +1,159 @@
+//! `repro sweep` as a user meets it: the manifest's expected-failure discipline (a divergence
+//! that appears or goes away fails the run), bad input, and the canary guard.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const REPRO: &str = env!("CARGO_BIN_EXE_repro");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sweep-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sweep(args: &[&str], dir: &Path) -> Output {
+    Command::new(REPRO)
+        .arg("sweep")
+        .args(["--device", "cpu", "--jobs", "2"])
+        .arg("--report-dir")
+        .arg(dir.join("reports"))
+        .arg("--repro-dir")
+        .arg(dir.join("repros"))
+        .args(args)
+        .env_remove(harness::DEVICE_ENV)
+        .env_remove(harness::canary::SABOTAGE_ENV)
+        .output()
+        .expect("repro runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The committed manifest: the CPU divergences of `gather` and `silu` are all known.
+fn committed_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sweep-known.toml")
+}
+
+#[test]
+fn known_divergences_are_expected_failures() {
+    let dir = tmp("known");
+    let manifest = committed_manifest();
+    let o = sweep(
+        &[
+            "--ops",
+            "gather,silu",
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("expected failure"), "{}", text(&o));
+    let json = dir.join("reports/sweep/cpu/sweep.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert!(v["divergences"].as_array().unwrap().len() >= 3);
+    // Each divergence gets its issue text.
+    assert!(dir
+        .join("reports/sweep/cpu/gather-fwd-unimplemented-src-transposed.md")
+        .is_file());
+}
+
+#[test]
+fn a_new_divergence_and_a_vanished_one_fail_the_run() {
+    let dir = tmp("changed");
+    // A manifest that lacks every gather divergence and claims one silu never shows.
+    let manifest = dir.join("known.toml");
+    std::fs::write(
+        &manifest,
+        "[silu-fwd-wrong-result]\ncategory = \"wrong-result\"\nbackends = [\"cpu\"]\nfirst_seen = \"0.11.1\"\ncandle = \"0.11.1\"\nobserved = true\n",
+    )
+    .unwrap();
+    let o = sweep(
+        &[
+            "--ops",
+            "gather,silu",
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("new divergence"), "{out}");
+    assert!(out.contains("fixed? update the manifest"), "{out}");
+    // --bless makes the manifest say what the run saw.
+    let o = sweep(
+        &[
+            "--ops",
+            "gather,silu",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--bless",
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let blessed = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        blessed.contains("[gather-fwd-unimplemented-src-transposed]"),
+        "{blessed}"
+    );
+    assert!(!blessed.contains("[silu-fwd-wrong-result]"), "{blessed}");
+    assert!(dir
+        .join("repros/sweep_gather_fwd_unimplemented_src_transposed.rs")
+        .is_file());
+    let o = sweep(
+        &[
+            "--ops",
+            "gather,silu",
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let dir = tmp("bad");
+    for args in [
+        vec!["--ops", "no_such_op"],
+        vec!["--manifest", "/no/such/manifest.toml"],
+    ] {
+        let o = sweep(&args, &dir);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr).lines().count(),
+            1,
+            "{args:?}"
+        );
+    }
+    assert!(!dir.join("reports").exists(), "bad input wrote reports");
+}
+
+#[test]
+fn a_failing_canary_sweeps_nothing() {
+    let dir = tmp("canary");
+    let o = Command::new(REPRO)
+        .args(["sweep", "--device", "cpu", "--ops", "silu", "--report-dir"])
+        .arg(dir.join("reports"))
+        .arg("--manifest")
+        .arg(committed_manifest())
+        .env(harness::canary::SABOTAGE_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(12), "{}", text(&o));
+    assert!(
+        !dir.join("reports").exists(),
+        "a distrusted device got reports"
+    );
+}
