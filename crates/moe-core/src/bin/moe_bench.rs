@@ -46,6 +46,41 @@ struct Args {
     /// Also write <DIR>/<backend>/moe_bench.{txt,json,svg}.
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
+    /// Also count, for one pass of each strategy, the kernel launches, cuBLAS GEMM calls,
+    /// device-to-host copies and synchronisations it makes. Needs the counter preloaded:
+    /// `LD_PRELOAD=<dir>/liblaunch_count.so` (built from tools/cuda-launch-count).
+    #[arg(long)]
+    count_launches: bool,
+}
+
+/// The preloaded counter's `launch_count_snapshot`, when there is one.
+type Snapshot = unsafe extern "C" fn(*mut u64, usize) -> usize;
+
+#[cfg(unix)]
+fn find_counter() -> Option<Snapshot> {
+    // SAFETY: dlsym with a NUL-terminated name; the symbol, when present, has this signature
+    // (tools/cuda-launch-count/launch_count.c).
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"launch_count_snapshot".as_ptr()) };
+    (!p.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, Snapshot>(p) })
+}
+
+#[cfg(not(unix))]
+fn find_counter() -> Option<Snapshot> {
+    None
+}
+
+/// Calls made by one run of `f`: kernel launches, GEMM calls, device→host copies, syncs.
+fn count_calls(counter: Snapshot, f: impl FnOnce() -> candle_core::Result<()>) -> Option<[u64; 4]> {
+    let read = || {
+        let mut v = [0u64; 4];
+        // SAFETY: the buffer holds the 4 counters the function writes at most.
+        unsafe { counter(v.as_mut_ptr(), v.len()) };
+        v
+    };
+    let before = read();
+    f().ok()?;
+    let after = read();
+    Some(std::array::from_fn(|i| after[i] - before[i]))
 }
 
 #[derive(Serialize)]
@@ -70,6 +105,9 @@ struct Report {
     /// candle-nn's `moe::moe_gemm` (CUDA f16/bf16 inference) on the same weights.
     anchor_columns: Vec<String>,
     anchors: Vec<Vec<String>>,
+    call_columns: Vec<String>,
+    /// Calls per pass (only with --count-launches).
+    calls: Vec<Vec<String>>,
     notes: Vec<String>,
 }
 
@@ -187,6 +225,11 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage(e),
     };
+    if args.count_launches && find_counter().is_none() {
+        return usage(
+            "--count-launches needs the call counter preloaded: build tools/cuda-launch-count and run with LD_PRELOAD=<dir>/liblaunch_count.so".into(),
+        );
+    }
     if let Some(dir) = &args.report_dir {
         let folder = dir.join(harness::device::backend_name(&device));
         if let Err(e) = std::fs::create_dir_all(&folder) {
@@ -240,6 +283,8 @@ struct Measured {
     /// None for the dense-active FFN baseline.
     dispatch: Option<Dispatch>,
     result: std::result::Result<Stats, String>,
+    /// Calls of one pass (with --count-launches).
+    calls: Option<[u64; 4]>,
 }
 
 fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
@@ -250,6 +295,13 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
     };
     let (e, k) = (args.experts as usize, args.k as usize);
     let env = Environment::collect(device);
+    let counter = if args.count_launches {
+        find_counter()
+    } else {
+        None
+    };
+    let calls_of =
+        |f: &dyn Fn() -> candle_core::Result<()>| counter.and_then(|c| count_calls(c, f));
     let mut all: Vec<Measured> = Vec::new();
     let mut warmed = false;
     // candle-nn's fused MoE GEMM (CUDA, f16/bf16 inference): one row per configuration.
@@ -286,6 +338,7 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                         pass,
                         dispatch: None,
                         result: r,
+                        calls: calls_of(&|| run_pass(ffn.forward(&x), pass)),
                     });
                     #[cfg(feature = "cuda")]
                     if pass == Pass::Forward
@@ -314,6 +367,7 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                             pass,
                             dispatch: Some(dispatch),
                             result: r,
+                            calls: calls_of(&|| run_pass(block.forward(&x, dispatch), pass)),
                         });
                     }
                 }
@@ -521,6 +575,23 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
             both.map_or("—".into(), |b| format!("{:.2}", (b - fwd) / fwd)),
         ]);
     }
+    let calls: Vec<Vec<String>> = all
+        .iter()
+        .filter_map(|m| {
+            let c = m.calls?;
+            let mut row = vec![
+                m.dtype.as_str().to_string(),
+                m.t.to_string(),
+                m.d.to_string(),
+                m.pass.name().to_string(),
+                m.dispatch
+                    .map_or("dense-active-ffn", |d| d.name())
+                    .to_string(),
+            ];
+            row.extend(c.iter().map(|v| v.to_string()));
+            Some(row)
+        })
+        .collect();
     let command = {
         let features = if cfg!(feature = "cuda") {
             " --features cuda"
@@ -574,6 +645,20 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
         .map(String::from)
         .to_vec(),
         anchors: anchor_rows,
+        call_columns: [
+            "dtype",
+            "T",
+            "D",
+            "pass",
+            "strategy",
+            "kernel launches",
+            "cuBLAS GEMM calls",
+            "device→host copies",
+            "synchronisations",
+        ]
+        .map(String::from)
+        .to_vec(),
+        calls,
         notes,
     })
 }
@@ -598,6 +683,10 @@ fn render(r: &Report) -> String {
     if !r.anchors.is_empty() {
         s.push_str("\ncandle-nn's fused moe::moe_gemm (inference, as candle-transformers' FusedMoe drives it) on the same weights:\n");
         s.push_str(&table(&r.anchor_columns, &r.anchors, false));
+    }
+    if !r.calls.is_empty() {
+        s.push_str("\ncalls of one pass, counted by tools/cuda-launch-count (candle's own kernels; each cuBLAS call launches kernels of its own, not counted):\n");
+        s.push_str(&table(&r.call_columns, &r.calls, false));
     }
     s.push('\n');
     for n in &r.notes {
