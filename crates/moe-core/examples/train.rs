@@ -16,7 +16,8 @@ struct Args {
     /// auto, cpu, cuda[:N] or metal[:N].
     #[arg(long, env = harness::DEVICE_ENV, default_value = "auto")]
     device: String,
-    /// host-topk, gather, scatter-add, dense or onehot-mm.
+    /// host-topk, gather, scatter-add, dense, onehot-mm, or auto (time one training step of
+    /// every router-training strategy here and use the fastest).
     #[arg(long, default_value = "dense")]
     dispatch: String,
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -39,9 +40,13 @@ fn main() -> ExitCode {
         eprintln!("error: {msg}");
         ExitCode::from(2)
     };
-    let dispatch: Dispatch = match args.dispatch.parse() {
-        Ok(d) => d,
-        Err(e) => return fail(e),
+    // `auto` is resolved once the block and the device exist.
+    let dispatch: Option<Dispatch> = match args.dispatch.as_str() {
+        "auto" => None,
+        other => match other.parse() {
+            Ok(d) => Some(d),
+            Err(e) => return fail(format!("{e}, or auto")),
+        },
     };
     let spec: harness::DeviceSpec = match args.device.parse() {
         Ok(s) => s,
@@ -72,12 +77,22 @@ fn main() -> ExitCode {
 
 fn train(
     args: &Args,
-    dispatch: Dispatch,
+    dispatch: Option<Dispatch>,
     config: MoeConfig,
     device: &candle_core::Device,
 ) -> Result<()> {
     let teacher = MoeBlock::new(config, device)?;
     let student = MoeBlock::new(config, device)?;
+    let t = args.tokens as usize;
+    let dispatch = match dispatch {
+        Some(d) => d,
+        None => {
+            let sample = Tensor::randn(0f32, 1.0, (t, config.d), device)?;
+            let choice = student.auto_dispatch(&sample, 5)?;
+            println!("{choice}");
+            choice.dispatch
+        }
+    };
     let mut opt = AdamW::new(
         student.vars(),
         ParamsAdamW {
@@ -86,7 +101,6 @@ fn train(
             ..Default::default()
         },
     )?;
-    let t = args.tokens as usize;
     let bar = indicatif::ProgressBar::new(args.steps);
     bar.set_style(indicatif::ProgressStyle::with_template(
         "{bar:30} {pos}/{len} {msg}",

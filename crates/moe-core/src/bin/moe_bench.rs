@@ -525,6 +525,25 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
         "E = {e}, K = {k}, F = 4·D; dense-active-ffn is a SwiGLU FFN of hidden K·F on the same T tokens (the active FLOPs); speedup = host-topk median / strategy median; medians of {} synchronised iterations",
         timing.iters
     )];
+    // What `auto` (MoeBlock::auto_dispatch) would pick here: the fastest router-training
+    // strategy by this table's fwd+bwd medians.
+    let mut configs: Vec<(DType, usize, usize)> = all.iter().map(|m| (m.dtype, m.t, m.d)).collect();
+    configs.dedup();
+    for (dtype, t, d) in configs {
+        let best = all
+            .iter()
+            .filter(|m| m.dtype == dtype && m.t == t && m.d == d && m.pass == Pass::ForwardBackward)
+            .filter_map(|m| Some((m.dispatch?, m.result.as_ref().ok()?.median_ms)))
+            .filter(|(disp, _)| disp.trains_router())
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((disp, ms)) = best {
+            notes.push(format!(
+                "auto at {} T = {t} D = {d}: {} ({ms:.3} ms fwd+bwd)",
+                dtype.as_str(),
+                disp.name()
+            ));
+        }
+    }
     if all.iter().any(|m| {
         m.dispatch == Some(Dispatch::ScatterAdd)
             && m.pass == Pass::ForwardBackward
