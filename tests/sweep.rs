@@ -26,6 +26,7 @@ fn sweep(
         "softmax",
         "log_softmax",
         "silu",
+        "sigmoid",
         "rms_norm",
         "where_cond",
         "cmp",

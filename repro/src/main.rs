@@ -121,6 +121,9 @@ enum Cmd {
         /// Continue the shrink described in this JSON file instead of running cells.
         #[arg(long)]
         shrink_job: Option<PathBuf>,
+        /// Divergence ids an earlier child gave (JSON: provisional key → id).
+        #[arg(long)]
+        known_ids: Option<PathBuf>,
     },
     /// Internal: run one case in this process (used by `run`).
     #[command(name = CHILD, hide = true)]
@@ -291,6 +294,7 @@ fn main() -> ExitCode {
             only,
             shrink_trials,
             shrink_job,
+            known_ids,
         } => {
             let Some(op) = repro::sweep::ops::find(&op) else {
                 return usage_exit(format!("unknown op `{op}`"));
@@ -313,7 +317,24 @@ fn main() -> ExitCode {
                     Err(e) => return usage_exit(format!("shrink job {}: {e}", path.display())),
                 }
             } else {
-                repro::sweep::child_main(op, seed, random, from, only, &backends, shrink_trials);
+                let known = match known_ids.map(|p| {
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                }) {
+                    None => Default::default(),
+                    Some(Ok(k)) => k,
+                    Some(Err(e)) => return usage_exit(format!("--known-ids: {e}")),
+                };
+                let job = repro::sweep::ChildJob {
+                    seed,
+                    random,
+                    from,
+                    only,
+                    shrink_trials,
+                    known,
+                };
+                repro::sweep::child_main(op, job, &backends);
             }
             ExitCode::SUCCESS
         }

@@ -220,6 +220,10 @@ pub enum ChildLine {
         findings: Vec<(String, Finding)>,
         shrunk: Vec<Shrunk>,
         dtype_label: String,
+        /// Provisional key → divergence id of every finding shrunk so far in this child, so a
+        /// child started after this one (past a poisoned context) names them the same way.
+        #[serde(default)]
+        known: BTreeMap<String, String>,
     },
     /// From a shrink child: resume from `best` in a fresh process, never trying `skip` again.
     Resume {
@@ -238,26 +242,42 @@ pub struct ShrinkJob {
     pub skip: Vec<Cell>,
 }
 
+/// What a cell child is asked to run.
+pub struct ChildJob {
+    pub seed: u64,
+    pub random: usize,
+    pub from: usize,
+    pub only: Option<usize>,
+    pub shrink_trials: usize,
+    /// Provisional key → divergence id from an earlier child of the same job.
+    pub known: BTreeMap<String, String>,
+}
+
 /// Runs cells `from..` of one op (or only `only`), printing one JSON line per event. Hazard
 /// cells run only when asked for by index. Exits with `EXIT_POISONED` after a cell that left
 /// the device context unusable.
-pub fn child_main(
-    op: &Op,
-    seed: u64,
-    random: usize,
-    from: usize,
-    only: Option<usize>,
-    backends: &[(String, &candle_core::Device)],
-    shrink_trials: usize,
-) {
+pub fn child_main(op: &Op, job: ChildJob, backends: &[(String, &candle_core::Device)]) {
+    let ChildJob {
+        seed,
+        random,
+        from,
+        only,
+        shrink_trials,
+        known,
+    } = job;
     let cells = plan(op, seed, random);
-    let mut shrunk_ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut shrunk_ids: BTreeMap<String, String> = known;
     for (index, cell) in cells.iter().enumerate().skip(from) {
         if only.is_some_and(|o| o != index) || (only.is_none() && cell.hazard.is_some()) {
             continue;
         }
         emit_line(&ChildLine::Start { index });
-        let (line, poisoned) = run_one(op, index, cell, backends, shrink_trials, &mut shrunk_ids);
+        let (mut line, poisoned) =
+            run_one(op, index, cell, backends, shrink_trials, &mut shrunk_ids);
+        if let (ChildLine::Done { known, .. }, true) = (&mut line, poisoned) {
+            // This child stops here; the next one continues the naming.
+            *known = shrunk_ids.clone();
+        }
         emit_line(&line);
         if poisoned {
             std::process::exit(EXIT_POISONED);
@@ -319,6 +339,7 @@ pub fn run_one(
         findings: out,
         shrunk,
         dtype_label: cell.dtype_label(op.aux.1),
+        known: BTreeMap::new(),
     };
     (line, poisoned)
 }

@@ -153,14 +153,20 @@ fn has_duplicate_targets(ids: &HostTensor, dim: usize) -> bool {
     })
 }
 
-const CMP: &[&str] = &["eq", "lt", "ge"];
+const CMP: &[&str] = &["eq", "ne", "lt", "le", "gt", "ge"];
+
+const CMP_OPS: [CmpOp; 6] = [
+    CmpOp::Eq,
+    CmpOp::Ne,
+    CmpOp::Lt,
+    CmpOp::Le,
+    CmpOp::Gt,
+    CmpOp::Ge,
+];
+const CMP_NAMES: [&str; 6] = ["Eq", "Ne", "Lt", "Le", "Gt", "Ge"];
 
 fn cmp_op(c: &Cell) -> CmpOp {
-    match c.variant {
-        0 => CmpOp::Eq,
-        1 => CmpOp::Lt,
-        _ => CmpOp::Ge,
-    }
+    CMP_OPS[c.variant]
 }
 
 pub static OPS: &[Op] = &[
@@ -483,6 +489,22 @@ pub static OPS: &[Op] = &[
         indexed: false,
     },
     Op {
+        name: "sigmoid",
+        call: "candle_nn::ops::sigmoid(&x)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |_, t| candle_nn::ops::sigmoid(&t[0]),
+        oracle: |_, h| oracle::sigmoid(&h[0]).into(),
+        code: |_, v| format!("candle_nn::ops::sigmoid(&{})?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        accumulates: false,
+        indexed: false,
+    },
+    Op {
         name: "rms_norm",
         call: "candle_nn::ops::rms_norm(&x, &alpha, 1e-5)",
         dtypes: FLOATS,
@@ -575,9 +597,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| {
             format!(
                 "{}.cmp(&{}, candle_core::op::CmpOp::{})?",
-                v[0],
-                v[1],
-                ["Eq", "Lt", "Ge"][c.variant]
+                v[0], v[1], CMP_NAMES[c.variant]
             )
         },
         grads: &[],

@@ -163,6 +163,7 @@ fn spawn_child(
     op: &ops::Op,
     from: usize,
     only: Option<usize>,
+    known: Option<&Path>,
 ) -> std::io::Result<std::process::Child> {
     spawn(cfg, op, |cmd| {
         cmd.args(["--seed", &cfg.seed.to_string()])
@@ -170,6 +171,9 @@ fn spawn_child(
             .args(["--from", &from.to_string()]);
         if let Some(k) = only {
             cmd.args(["--only", &k.to_string()]);
+        }
+        if let Some(p) = known {
+            cmd.arg("--known-ids").arg(p);
         }
     })
 }
@@ -238,6 +242,7 @@ fn record(g: &mut Gathered, op: &ops::Op, line: ChildLine) {
         findings,
         shrunk,
         dtype_label,
+        ..
     } = line
     {
         g.done.entry(op.name.into()).or_default().insert(index);
@@ -296,8 +301,24 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
         Job::Only(op, k) => (op, k, Some(k)),
     };
     let planned = plan(op, cfg.seed, cfg.random);
+    // Names given by an earlier child of this job, handed to the next after a poisoned context.
+    let known_path = std::env::temp_dir().join(format!(
+        "sweep-known-{}-{}-{from}.json",
+        std::process::id(),
+        op.name
+    ));
+    let mut known: Option<std::collections::BTreeMap<String, String>> = None;
     loop {
-        let mut child = match spawn_child(cfg, op, from, only) {
+        if let Some(k) = &known {
+            let _ = std::fs::write(&known_path, serde_json::to_string(k).expect("serialisable"));
+        }
+        let mut child = match spawn_child(
+            cfg,
+            op,
+            from,
+            only,
+            known.as_ref().map(|_| known_path.as_path()),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: cannot start a sweep child: {e}");
@@ -329,8 +350,14 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
                     Ok(ChildLine::Start { index }) => in_flight = Some(index),
                     Ok(done) => {
                         in_flight = None;
-                        if let ChildLine::Done { index, .. } = &done {
+                        if let ChildLine::Done {
+                            index, known: k, ..
+                        } = &done
+                        {
                             last_done = Some(*index);
+                            if !k.is_empty() {
+                                known = Some(k.clone());
+                            }
                         }
                         record(&mut gathered.lock().unwrap(), op, done);
                     }
@@ -366,7 +393,10 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
                     from = k + 1;
                     continue;
                 }
-                _ => return,
+                _ => {
+                    let _ = std::fs::remove_file(&known_path);
+                    return;
+                }
             }
         };
         // The child died inside a cell: that cell is a crash of its own.

@@ -342,6 +342,12 @@ pub fn silu(t: &HostTensor) -> OracleResult {
     Ok(out(t.dtype, t.shape.clone(), values))
 }
 
+/// `sigmoid(x) = 1 / (1 + e^-x)` (candle_nn::ops::sigmoid).
+pub fn sigmoid(t: &HostTensor) -> OracleResult {
+    let values = t.values.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+    Ok(out(t.dtype, t.shape.clone(), values))
+}
+
 /// `candle_nn::ops::rms_norm(x, alpha, eps)`: `x / sqrt(mean(x^2) + eps) * alpha` over the last dim.
 pub fn rms_norm(x: &HostTensor, alpha: &HostTensor, eps: f64) -> OracleResult {
     let d = *x.shape.last().unwrap_or(&0);
