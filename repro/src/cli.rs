@@ -168,3 +168,17 @@ pub fn main_for(case: &Case) -> ExitCode {
         Err(e) => usage_exit(e),
     }
 }
+
+/// This invocation as the `cargo run` command that reproduces it (for report headers).
+pub fn this_command() -> String {
+    let features = if cfg!(feature = "cuda") {
+        " --features cuda"
+    } else {
+        ""
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "cargo run -p repro --release{features} -- {}",
+        args.join(" ")
+    )
+}

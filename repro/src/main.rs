@@ -246,12 +246,6 @@ fn main() -> ExitCode {
             if let Err(e) = cli::check_report_dir(&report_dir, &target.backend) {
                 return usage_exit(e);
             }
-            let features = if cfg!(feature = "cuda") {
-                " --features cuda"
-            } else {
-                ""
-            };
-            let args: Vec<String> = std::env::args().skip(1).collect();
             let config = repro::sweep::run::SweepConfig {
                 ops: picked,
                 device_spec: target.location.clone(),
@@ -267,10 +261,7 @@ fn main() -> ExitCode {
                 repro_dir,
                 manifest,
                 bless,
-                command: format!(
-                    "cargo run -p repro --release{features} -- {}",
-                    args.join(" ")
-                ),
+                command: cli::this_command(),
             };
             sweep(&config)
         }
@@ -436,12 +427,6 @@ fn run(
     if let Err(e) = cli::check_report_dir(&report_dir, &target.backend) {
         return usage_exit(e);
     }
-    let features = if cfg!(feature = "cuda") {
-        " --features cuda"
-    } else {
-        ""
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let config = SuiteConfig {
         cases,
         // Children get the resolved device, so `auto` cannot pick differently in a child.
@@ -449,10 +434,7 @@ fn run(
         target,
         timeout: Duration::from_secs(timeout),
         report_dir,
-        command: format!(
-            "cargo run -p repro --release{features} -- {}",
-            args.join(" ")
-        ),
+        command: cli::this_command(),
         manifest: &manifest,
     };
     let suite = match runner::run_suite(&config) {
