@@ -264,10 +264,16 @@ fn record(g: &mut Gathered, op: &ops::Op, line: ChildLine) {
         }
         for s in shrunk {
             if let Some(d) = g.divergences.get_mut(&s.id) {
-                let better = d.repro.as_ref().is_none_or(|r| {
-                    (s.complete, std::cmp::Reverse(s.cell.size()))
-                        > (r.complete, std::cmp::Reverse(r.cell.size()))
-                });
+                // Shrunk and smallest first; among equals a fixed order (dtypes, then seed):
+                // children finish in any order, and the report must not depend on it.
+                let rank = |x: &Shrunk| {
+                    (
+                        x.complete,
+                        std::cmp::Reverse(x.cell.size()),
+                        std::cmp::Reverse((x.cell.dtype.clone(), x.cell.aux.clone(), x.cell.seed)),
+                    )
+                };
+                let better = d.repro.as_ref().is_none_or(|r| rank(&s) > rank(r));
                 if better {
                     d.repro = Some(s);
                 }

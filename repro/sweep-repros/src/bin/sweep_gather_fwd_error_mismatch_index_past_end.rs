@@ -37,7 +37,7 @@ fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
         .to_dtype(DType::F32)?
         .to_device(dev)?;
     // indexes (contiguous)
-    let indexes = Tensor::new(&[2u32, 1u32, 0u32, 1u32], &Device::Cpu)?
+    let indexes = Tensor::new(&[2i64, 1i64, 0i64, 1i64], &Device::Cpu)?
         .reshape((2, 2))?
         .to_device(dev)?;
     let out = src.gather(&indexes, 0)?;
