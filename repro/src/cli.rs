@@ -82,15 +82,27 @@ pub fn check_report_dir(dir: &Path, backend: &str) -> Result<(), UsageError> {
         .map_err(|e| UsageError(format!("cannot write reports under {}: {e}", dir.display())))
 }
 
-/// The cargo command that reproduces this run, for report headers.
+/// The cargo command that reproduces this run of binary `bin`, for report headers.
 pub fn command_line(bin: &str) -> String {
+    cargo_command(Some(bin))
+}
+
+/// The same for the `repro` runner itself (the package's default binary).
+pub fn this_command() -> String {
+    cargo_command(None)
+}
+
+fn cargo_command(bin: Option<&str>) -> String {
     let features = if cfg!(feature = "cuda") {
         " --features cuda"
     } else {
         ""
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut cmd = format!("cargo run -p repro --release{features} --bin {bin}");
+    let mut cmd = format!("cargo run -p repro --release{features}");
+    if let Some(bin) = bin {
+        cmd.push_str(&format!(" --bin {bin}"));
+    }
     if !args.is_empty() {
         cmd.push_str(" -- ");
         cmd.push_str(&args.join(" "));
@@ -167,18 +179,4 @@ pub fn main_for(case: &Case) -> ExitCode {
         Ok(v) => ExitCode::from(v.exit_code()),
         Err(e) => usage_exit(e),
     }
-}
-
-/// This invocation as the `cargo run` command that reproduces it (for report headers).
-pub fn this_command() -> String {
-    let features = if cfg!(feature = "cuda") {
-        " --features cuda"
-    } else {
-        ""
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    format!(
-        "cargo run -p repro --release{features} -- {}",
-        args.join(" ")
-    )
 }

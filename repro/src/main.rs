@@ -243,7 +243,7 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(harness::Verdict::Inconclusive.exit_code());
             }
-            if let Err(e) = cli::check_report_dir(&report_dir, &target.backend) {
+            if let Err(e) = cli::check_report_dir(&report_dir.join("sweep"), &target.backend) {
                 return usage_exit(e);
             }
             let config = repro::sweep::run::SweepConfig {

@@ -187,7 +187,8 @@ pub fn shape_literal(shape: &[usize]) -> String {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The first line of a caught panic's message.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         first_line(s)
     } else if let Some(s) = payload.downcast_ref::<String>() {

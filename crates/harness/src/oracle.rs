@@ -244,16 +244,32 @@ pub fn index_select0(t: &HostTensor, ids: &HostTensor) -> OracleResult {
 
 /// `t.t()` (swap the last two dims) of a 2-D tensor, materialised.
 pub fn transpose2(t: &HostTensor) -> OracleResult {
-    let [r, c] = t.shape.as_slice() else {
+    if t.shape.len() != 2 {
         return Err(Rejection::new("self", "2-D only".into(), &["shape"]));
-    };
-    let (r, c) = (*r, *c);
-    let values = (0..r * c).map(|p| t.values[(p % r) * c + p / r]).collect();
-    Ok(HostTensor {
-        dtype: t.dtype,
-        shape: vec![c, r],
+    }
+    Ok(swap_last_two(t))
+}
+
+/// The last two dims of a tensor of rank ≥ 2 swapped, materialised row-major.
+pub fn swap_last_two(h: &HostTensor) -> HostTensor {
+    let r = h.shape.len();
+    let (a, b) = (h.shape[r - 2], h.shape[r - 1]);
+    let batch = h.values.len() / (a * b).max(1);
+    let mut values = Vec::with_capacity(h.values.len());
+    for n in 0..batch {
+        for j in 0..b {
+            for i in 0..a {
+                values.push(h.values[n * a * b + i * b + j]);
+            }
+        }
+    }
+    let mut shape = h.shape.clone();
+    shape.swap(r - 2, r - 1);
+    HostTensor {
+        dtype: h.dtype,
+        shape,
         values,
-    })
+    }
 }
 
 /// `t.gather(indexes, dim)`: `out[p] = t[p with p[dim] = indexes[p]]`, out shaped like indexes.

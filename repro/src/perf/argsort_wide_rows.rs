@@ -102,13 +102,7 @@ fn sort_once(rows: &[Vec<u32>], dtype: DType, ascending: bool, device: &Device) 
     let got = match catch_unwind(AssertUnwindSafe(attempt)) {
         Ok(Ok(g)) => g,
         Ok(Err(e)) => return Outcome::Error(first_line(&e.to_string())),
-        Err(p) => {
-            let m = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            return Outcome::Panic(m.unwrap_or_else(|| "non-string panic".into()));
-        }
+        Err(p) => return Outcome::Panic(harness::observe::panic_message(&*p)),
     };
     let (mut mismatched, mut first) = (0, None);
     for (row, got_row) in rows.iter().zip(&got) {

@@ -182,28 +182,6 @@ pub enum View {
     BroadcastAs(Vec<usize>),
 }
 
-/// Swaps the last two dims of row-major data.
-fn swap_last_two(h: &HostTensor) -> HostTensor {
-    let r = h.shape.len();
-    let (a, b) = (h.shape[r - 2], h.shape[r - 1]);
-    let batch = h.values.len() / (a * b).max(1);
-    let mut values = Vec::with_capacity(h.values.len());
-    for n in 0..batch {
-        for j in 0..b {
-            for i in 0..a {
-                values.push(h.values[n * a * b + i * b + j]);
-            }
-        }
-    }
-    let mut shape = h.shape.clone();
-    shape.swap(r - 2, r - 1);
-    HostTensor {
-        dtype: h.dtype,
-        shape,
-        values,
-    }
-}
-
 /// Pads `h` along `dim` with one `fill` slice before and `after` slices after.
 fn pad(h: &HostTensor, dim: usize, after: usize, fill: f64) -> HostTensor {
     let (outer, len, inner) = harness::oracle::lines(&h.shape, dim);
@@ -238,7 +216,7 @@ pub fn base_and_view(logical: &HostTensor, layout: Layout) -> (HostTensor, View)
                 len: logical.shape[0],
             },
         ),
-        Layout::Transposed => (swap_last_two(logical), View::Transpose),
+        Layout::Transposed => (harness::oracle::swap_last_two(logical), View::Transpose),
         Layout::Broadcast => {
             let row: usize = logical.shape[1..].iter().product();
             let mut shape = logical.shape.clone();
@@ -327,7 +305,7 @@ pub fn grad_to_base(g: &HostTensor, layout: Layout) -> HostTensor {
     match layout {
         Layout::Contiguous => g.clone(),
         Layout::Offset => pad(g, 0, 0, 0.0),
-        Layout::Transposed => swap_last_two(g),
+        Layout::Transposed => harness::oracle::swap_last_two(g),
         Layout::Narrowed => pad(g, r - 1, 1, 0.0),
         Layout::Broadcast => {
             let row: usize = g.shape[1..].iter().product();

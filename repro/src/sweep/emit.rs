@@ -168,7 +168,7 @@ pub fn title(op: &Op, s: &Shrunk, backends: &[String]) -> String {
             s.finding.pass.trim_start_matches("backward ")
         )
     };
-    let layouts: Vec<String> = super::exec::prepare(op, &s.cell)
+    let layouts: Vec<String> = super::exec::generate(op, &s.cell)
         .iter()
         .zip(&s.cell.layouts)
         .filter(|(_, l)| **l != cell::Layout::Contiguous)

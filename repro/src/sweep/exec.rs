@@ -109,10 +109,15 @@ pub struct Evidence {
     pub loss_weights: Option<Vec<f64>>,
 }
 
+/// The op's inputs for a cell as drawn from its seed (roles, kinds, shapes, values), before
+/// layouts and hazards touch them.
+pub fn generate(op: &Op, cell: &Cell) -> Vec<Input> {
+    (op.inputs)(cell, &mut Rng(cell.seed))
+}
+
 /// The cell's inputs with layout constraints and the hazard applied.
 pub fn prepare(op: &Op, cell: &Cell) -> Vec<Input> {
-    let mut rng = Rng(cell.seed);
-    let mut inputs = (op.inputs)(cell, &mut rng);
+    let mut inputs = generate(op, cell);
     for (input, layout) in inputs.iter_mut().zip(&cell.layouts) {
         cell::fit_to_layout(&mut input.host, *layout);
     }
@@ -139,13 +144,6 @@ pub fn prepare(op: &Op, cell: &Cell) -> Vec<Input> {
     inputs
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".into())
-}
-
 fn first_line(e: &candle_core::Error) -> String {
     harness::device::first_line(&e.to_string())
 }
@@ -158,7 +156,7 @@ fn observe(f: impl FnOnce() -> candle_core::Result<HostTensor>) -> Obs {
             message: first_line(&e),
         },
         Err(p) => Obs::Panic {
-            message: panic_message(p),
+            message: harness::observe::panic_message(&*p),
         },
     }
 }
@@ -246,7 +244,7 @@ pub fn backward(
         ],
         Err(p) => vec![
             Obs::Panic {
-                message: panic_message(p)
+                message: harness::observe::panic_message(&*p)
             };
             which.len()
         ],
@@ -647,10 +645,7 @@ fn candidates(op: &Op, c: &Cell) -> Vec<Cell> {
 
 /// Whether every input's layout means something at that input's rank.
 pub fn layouts_apply(op: &Op, cell: &Cell) -> bool {
-    let mut probe = cell.clone();
-    probe.layouts = vec![Layout::Contiguous; cell.layouts.len()];
-    let mut rng = Rng(cell.seed);
-    (op.inputs)(&probe, &mut rng)
+    generate(op, cell)
         .iter()
         .zip(&cell.layouts)
         .all(|(i, l)| l.applies_to(i.host.shape.len()))

@@ -131,8 +131,7 @@ fn splitmix(rng: &mut Rng) -> u64 {
 }
 
 fn input_ranks(op: &Op, cell: &Cell) -> Vec<usize> {
-    let mut rng = Rng(cell.seed);
-    (op.inputs)(cell, &mut rng)
+    exec::generate(op, cell)
         .iter()
         .map(|i| i.host.shape.len())
         .collect()
@@ -143,9 +142,7 @@ fn input_ranks(op: &Op, cell: &Cell) -> Vec<usize> {
 /// is one divergence that lists them.
 pub fn divergence_id(op: &Op, cell: &Cell, f: &Finding) -> String {
     let mut id = format!("{}-{}-{}", op.name, pass_slug(&f.pass), f.category.as_str());
-    let mut rng = Rng(cell.seed);
-    let inputs = (op.inputs)(cell, &mut rng);
-    for (input, l) in inputs.iter().zip(&cell.layouts) {
+    for (input, l) in exec::generate(op, cell).iter().zip(&cell.layouts) {
         if *l != Layout::Contiguous {
             id.push_str(&format!("-{}-{}", input.role, l.as_str()));
         }

@@ -821,9 +821,8 @@ pub fn write_status(
                 .unwrap_or_default(),
         ));
     }
-    let suite = std::fs::read_to_string(suite_manifest).map_err(|e| e.to_string())?;
-    let suite: BTreeMap<String, BTreeMap<String, crate::manifest::Expectation>> =
-        toml::from_str(&suite).map_err(|e| e.to_string())?;
+    let cases: Vec<&str> = crate::cases::all().iter().map(|c| c.name).collect();
+    let suite = crate::manifest::Manifest::load(suite_manifest, &cases)?.entries;
     md.push_str("\n## Suite cases (`repro run`)\n\n| case | cpu | cuda | metal | candle | upstream |\n|---|---|---|---|---|---|\n");
     for (case, per) in &suite {
         let v = |b: &str| per.get(b).map(|e| e.verdict.clone()).unwrap_or_default();
