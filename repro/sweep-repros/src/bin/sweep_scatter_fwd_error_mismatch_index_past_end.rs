@@ -52,7 +52,8 @@ fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
 fn main() -> candle_core::Result<()> {
     let dev = device()?;
     for d in [Device::Cpu, dev] {
-        match std::panic::catch_unwind(|| run(&d)) {
+        // AssertUnwindSafe: on macOS `Device` holds a `MetalDevice`, which is not `RefUnwindSafe`.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
             Ok(Err(e)) => println!(
