@@ -1,6 +1,7 @@
 //! The cases and the command line shared by their binaries.
 
 pub mod cases;
+pub mod child;
 pub mod cli;
 pub mod manifest;
 pub mod matrix;

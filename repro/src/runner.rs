@@ -3,14 +3,15 @@
 //! still run. Reports reach `reports/<backend>/` only whole (written to a temporary name and
 //! renamed), so an interrupted run leaves no half-written report.
 
+use crate::child::{describe_status, last_words, tail, Ended, LineChild};
 use crate::manifest::{self, Manifest, Status};
 use harness::device::{DeviceInfo, CANDLE_VERSION};
 use harness::report::write_atomic;
 use harness::{Case, Verdict};
 use serde::Serialize;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The hidden subcommand a child runs.
@@ -177,96 +178,6 @@ impl Progress {
     }
 }
 
-/// The last `n` lines of a process's stderr.
-fn tail(bytes: &[u8], n: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The most telling stderr line: a panic's message (the line after "panicked at"), else the
-/// last non-empty line that is not backtrace noise.
-fn last_words(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().collect();
-    if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
-        if let Some(msg) = lines.get(i + 1) {
-            return msg.trim().to_string();
-        }
-    }
-    lines
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| {
-            !l.is_empty()
-                && !l.starts_with("note:")
-                && !l.starts_with("stack backtrace")
-                && !l.chars().next().is_some_and(|c| c.is_ascii_digit())
-                && !l.starts_with("at ")
-        })
-        .unwrap_or("(nothing on stderr)")
-        .to_string()
-}
-
-enum Ended {
-    Exited(std::process::ExitStatus),
-    TimedOut,
-}
-
-/// Runs one child to completion or to its time limit, collecting its stderr.
-fn run_child(mut cmd: Command, timeout: Duration) -> std::io::Result<(Ended, Vec<u8>)> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Drain stderr on a thread: a child that fills the pipe would otherwise block forever.
-    let mut pipe = child.stderr.take().expect("stderr is piped");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let ended = loop {
-        if let Some(status) = child.try_wait()? {
-            break Ended::Exited(status);
-        }
-        if start.elapsed() >= timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break Ended::TimedOut;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stderr = reader.join().unwrap_or_default();
-    Ok((ended, stderr))
-}
-
-fn describe_death(status: &std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            let name = match sig {
-                6 => " (SIGABRT)",
-                9 => " (SIGKILL)",
-                11 => " (SIGSEGV)",
-                7 => " (SIGBUS)",
-                4 => " (SIGILL)",
-                _ => "",
-            };
-            return format!("was killed by signal {sig}{name}");
-        }
-    }
-    match status.code() {
-        Some(101) => "panicked".into(),
-        Some(c) => format!("exited with code {c}"),
-        None => "ended without an exit code".into(),
-    }
-}
-
 /// Writes a report for a case whose process died or hung, in the three usual forms.
 fn write_death_report(
     dir: &Path,
@@ -306,7 +217,8 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
         .arg(staging)
         .args(["--command", &cfg.command]);
     let start = Instant::now();
-    let (ended, stderr) = run_child(cmd, cfg.timeout)?;
+    // The child writes its reports to the staging folder; its stdout carries nothing we read.
+    let (ended, _, stderr) = LineChild::spawn(cmd)?.collect(start + cfg.timeout)?;
     let seconds = start.elapsed().as_secs_f64();
     let staged = |ext: &str| staging.join(backend).join(format!("{}.{ext}", case.name));
     let expected = cfg.manifest.get(case.name, backend);
@@ -355,7 +267,7 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
             result.verdict = Verdict::Crashed;
             result.summary = format!(
                 "the case's process {}: {}",
-                describe_death(&status),
+                describe_status(&status),
                 last_words(&stderr)
             );
             write_death_report(
@@ -367,7 +279,7 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
                 &cfg.command,
             )?;
         }
-        Ended::TimedOut => {
+        Ended::Killed => {
             result.verdict = Verdict::Hung;
             result.summary = format!(
                 "no result within {} s; the process was killed",

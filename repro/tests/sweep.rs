@@ -157,3 +157,84 @@ fn a_failing_canary_sweeps_nothing() {
         "a distrusted device got reports"
     );
 }
+
+/// Runs `silu` alone with a child sabotaged as `CANDLE_REPRO_SWEEP_SELFTEST` says.
+fn sabotaged_sweep(name: &str, sabotage: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let dir = tmp(name);
+    let manifest = committed_manifest();
+    let mut args = vec!["--ops", "silu", "--manifest", manifest.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = Command::new(REPRO)
+        .arg("sweep")
+        .args(["--device", "cpu", "--jobs", "2"])
+        .arg("--report-dir")
+        .arg(dir.join("reports"))
+        .arg("--repro-dir")
+        .arg(dir.join("repros"))
+        .args(&args)
+        .env_remove(harness::DEVICE_ENV)
+        .env_remove(harness::canary::SABOTAGE_ENV)
+        .env(repro::sweep::SELFTEST_ENV, sabotage)
+        .output()
+        .expect("repro runs");
+    (o, dir)
+}
+
+#[test]
+fn a_child_that_dies_before_its_first_cell_fails_the_sweep() {
+    let (o, dir) = sabotaged_sweep("died", "panic-before:silu", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("not completed: silu: a child panicked outside a cell (before its first cell)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("selftest"),
+        "the child's last words are quoted: {t}"
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reports/sweep/cpu/sweep.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["ops"]["silu"]["completed"], false);
+}
+
+#[test]
+fn a_cell_that_hangs_is_a_finding_and_the_op_goes_on() {
+    let (o, _) = sabotaged_sweep("hung", "hang-in-cell:silu", &["--cell-timeout", "2"]);
+    let t = text(&o);
+    // The hang is a divergence the manifest does not know (exit 3), and the op still finishes.
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("silu-process-hung"), "{t}");
+    assert!(!t.contains("not completed"), "{t}");
+}
+
+#[test]
+fn a_child_silent_outside_a_cell_fails_the_sweep() {
+    let (o, _) = sabotaged_sweep("silent", "hang-before:silu", &["--cell-timeout", "2"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("stayed silent for 2 s outside a cell"), "{t}");
+}
+
+#[test]
+fn budget_exhaustion_fails_unless_partial_is_asked_for() {
+    let (o, _) = sabotaged_sweep("budget", "hang-before:silu", &["--budget", "2"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("not completed: silu: the sweep's budget (2 s) ran out"),
+        "{t}"
+    );
+    assert!(t.contains("--partial accepts that"), "{t}");
+    // Asked for explicitly, a partial run reports the op but does not fail for it.
+    let (o, _) = sabotaged_sweep(
+        "partial",
+        "hang-before:silu",
+        &["--budget", "2", "--partial"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("not completed: silu"), "{t}");
+}

@@ -80,6 +80,19 @@ pub fn unit_roundoff(dtype: DType) -> f64 {
 
 /// Compares values against an explicit tolerance.
 pub fn compare_within(tol: Tolerance, want: &[f64], got: &[f64]) -> Option<Mismatch> {
+    let bounds: Vec<f64> = want.iter().map(|w| tol.atol + tol.rtol * w.abs()).collect();
+    compare_bounded(tol, want, got, &bounds)
+}
+
+/// Compares values, element `i` allowed `bounds[i]`; `tol` is what the report quotes (the
+/// bound's relative part and its largest absolute part). An infinity matches only the same
+/// infinity and a NaN only a NaN, whatever the bound.
+pub fn compare_bounded(
+    tol: Tolerance,
+    want: &[f64],
+    got: &[f64],
+    bounds: &[f64],
+) -> Option<Mismatch> {
     let mut m = Mismatch {
         mismatched: 0,
         total: want.len(),
@@ -90,11 +103,16 @@ pub fn compare_within(tol: Tolerance, want: &[f64], got: &[f64]) -> Option<Misma
         first: Vec::new(),
         tolerance: tol,
     };
-    for (i, (&w, &g)) in want.iter().zip(got).enumerate() {
+    for (i, ((&w, &g), &b)) in want.iter().zip(got).zip(bounds).enumerate() {
         let same_nan = w.is_nan() && g.is_nan();
-        let abs = if same_nan { 0.0 } else { (g - w).abs() };
+        let same_inf = w.is_infinite() && g == w;
+        let abs = if same_nan || same_inf {
+            0.0
+        } else {
+            (g - w).abs()
+        };
         let rel = if w == 0.0 { abs } else { abs / w.abs() };
-        let bad = abs.is_nan() || abs > tol.atol + tol.rtol * w.abs();
+        let bad = abs.is_nan() || (w.is_infinite() && g != w) || abs > b;
         if abs > m.max_abs || abs.is_nan() {
             m.max_abs = abs;
             m.max_abs_at = i;
@@ -249,6 +267,22 @@ pub fn against_reference(reference: &Outcome, target: &Outcome) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn infinities_compare_exactly() {
+        let inf = f64::INFINITY;
+        // A finite value never matches an infinity, however loose the tolerance.
+        let loose = Tolerance {
+            rtol: 1.0,
+            atol: 1e300,
+        };
+        assert!(compare_within(loose, &[inf], &[1e308]).is_some());
+        assert!(compare_within(loose, &[-inf], &[inf]).is_some());
+        assert!(compare_within(loose, &[1.0], &[inf]).is_some());
+        assert!(compare_within(loose, &[inf, -inf], &[inf, -inf]).is_none());
+        assert!(compare_within(loose, &[f64::NAN], &[f64::NAN]).is_none());
+        assert!(compare_within(loose, &[f64::NAN], &[0.0]).is_some());
+    }
 
     #[test]
     fn tolerances_follow_the_dtype() {

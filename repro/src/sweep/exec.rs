@@ -2,9 +2,9 @@
 //! differences into findings; and shrinking a cell while its finding still holds.
 
 use super::cell::{self, Cell, Hazard, Input, Kind, Layout, Rng, LAYOUTS};
-use super::ops::{Op, OutputCheck, Reference};
+use super::ops::{ErrorModel, Op, OutputCheck, Reference};
 use candle_core::{DType, Device};
-use harness::compare::{compare_within, tolerance, unit_roundoff, Tolerance};
+use harness::compare::{compare_bounded, compare_within, tolerance, unit_roundoff, Tolerance};
 use harness::host::{read_back, HostTensor};
 use harness::oracle;
 use serde::{Deserialize, Serialize};
@@ -303,22 +303,177 @@ pub fn reference_grads(
     Some(out)
 }
 
-/// Tolerance for a float result: a few units of rounding, plus the classic `n·u·Σ|terms|` bound
-/// for results that sum `n` terms (inputs are below 2 in magnitude, so each term is below 4).
-pub fn tolerance_for(dtype: DType, accumulates: bool, n: usize) -> Tolerance {
-    let base = tolerance(dtype);
-    if !dtype.is_float() {
-        return base;
+/// What a float output is allowed, element by element, and the error model it comes from.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    pub per_element: Vec<f64>,
+    /// Quoted in a mismatch: the relative part and the largest absolute part.
+    pub summary: Tolerance,
+    pub model: String,
+}
+
+impl Bounds {
+    /// `rel·u·|want_i| + abs·u·m_i`, never below the smallest normal number of `dtype` (a
+    /// backend may flush subnormals) nor `floor`.
+    fn new(
+        dtype: DType,
+        want: &[f64],
+        rel: f64,
+        abs: f64,
+        m: &[f64],
+        floor: f64,
+        model: String,
+    ) -> Self {
+        let u = unit_roundoff(dtype);
+        let tiny = smallest_normal(dtype).max(floor);
+        let per_element: Vec<f64> = want
+            .iter()
+            .zip(m)
+            .map(|(w, mi)| (rel * u * w.abs() + abs * u * mi).max(tiny))
+            .collect();
+        let atol = want
+            .iter()
+            .zip(m)
+            .map(|(_, mi)| (abs * u * mi).max(tiny))
+            .fold(0.0, f64::max);
+        Bounds {
+            per_element,
+            summary: Tolerance {
+                rtol: rel * u,
+                atol,
+            },
+            model,
+        }
     }
-    let u = unit_roundoff(dtype);
-    let mut t = Tolerance {
-        rtol: base.rtol.max(4.0 * u),
-        atol: base.atol,
-    };
-    if accumulates {
-        t.atol += (n * n) as f64 * 4.0 * u;
+}
+
+fn smallest_normal(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => 2f64.powi(-14),
+        DType::BF16 | DType::F32 => 2f64.powi(-126),
+        DType::F64 => f64::MIN_POSITIVE,
+        _ => 0.0,
     }
-    t
+}
+
+/// The longest reduction a cell can make: its largest size knob.
+fn terms(cell: &Cell) -> f64 {
+    cell.knobs.iter().copied().max().unwrap_or(1) as f64
+}
+
+/// The forward pass's bounds for `want`, from `op.error` (see `ErrorModel`).
+pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTensor) -> Bounds {
+    let n = terms(cell);
+    let zeros = vec![0.0; want.values.len()];
+    let d = want.dtype;
+    match op.error {
+        ErrorModel::Rounded => Bounds::new(
+            d,
+            &want.values,
+            2.0,
+            0.0,
+            &zeros,
+            0.0,
+            "rounded: 2u|want|".into(),
+        ),
+        ErrorModel::Elementwise => Bounds::new(
+            d,
+            &want.values,
+            4.0,
+            0.0,
+            &zeros,
+            0.0,
+            "elementwise: 4u|want|".into(),
+        ),
+        ErrorModel::Sum => {
+            // Σ|terms| of each element: the same op on |inputs| (indexes untouched).
+            let abs: Vec<HostTensor> = hosts
+                .iter()
+                .map(|h| HostTensor {
+                    values: if h.dtype.is_float() {
+                        h.values.iter().map(|v| v.abs()).collect()
+                    } else {
+                        h.values.clone()
+                    },
+                    ..h.clone()
+                })
+                .collect();
+            let s = match (op.oracle)(cell, &abs) {
+                Reference::Values(v) if v.values.len() == want.values.len() => v.values,
+                // Not a sum of the inputs after all: bound by the largest input product.
+                _ => vec![n * max_abs(hosts).powi(2); want.values.len()],
+            };
+            Bounds::new(
+                d,
+                &want.values,
+                2.0,
+                n,
+                &s,
+                0.0,
+                format!("sum of n ≤ {n} terms: 2u|want| + n·u·Σ|terms|"),
+            )
+        }
+        ErrorModel::Normalised => {
+            let x = max_abs(&hosts[..1]);
+            Bounds::new(
+                d,
+                &want.values,
+                n + 2.0 + 2.0 * x,
+                0.0,
+                &zeros,
+                0.0,
+                format!("normalised over n ≤ {n}: (n + 2 + 2·max|x|)·u|want|"),
+            )
+        }
+        ErrorModel::LogNormalised => {
+            let m = max_abs(std::slice::from_ref(want)).max(max_abs(&hosts[..1]));
+            Bounds::new(
+                d,
+                &want.values,
+                n + 2.0,
+                2.0,
+                &vec![m; want.values.len()],
+                0.0,
+                format!("log-normalised over n ≤ {n}: (n+2)u|want| + 2u·max(|x|, |want|)"),
+            )
+        }
+    }
+}
+
+/// A gradient's bounds. A gradient sums products of the loss weights `w`, the inputs and the
+/// forward result along the op's reduction, and may cancel to nothing (the gradient of a
+/// softmax over a broadcast row), so its error scales with those terms, not with its own
+/// size: `M = max(max|grad|, max|w|·max(1, max|inputs|, max|out|))`. The reference comes from
+/// central differences in f64, good to ~1e-8 of `M`.
+pub fn backward_bounds(cell: &Cell, want: &HostTensor, terms_scale: f64) -> Bounds {
+    let n = terms(cell);
+    let m = max_abs(std::slice::from_ref(want)).max(terms_scale);
+    Bounds::new(
+        want.dtype,
+        &want.values,
+        4.0,
+        n + 2.0,
+        &vec![m; want.values.len()],
+        1e-8 * (1.0 + m),
+        format!("gradient over n ≤ {n}: 4u|want| + (n+2)u·M, M = {m:.3} (the terms' scale)"),
+    )
+}
+
+/// `max|w|·max(1, max|inputs|, max|out|)`: the size of the terms a gradient sums.
+pub fn gradient_terms_scale(w: &[f64], hosts: &[HostTensor], out: &HostTensor) -> f64 {
+    let w = w.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    w * 1f64
+        .max(max_abs(hosts))
+        .max(max_abs(std::slice::from_ref(out)))
+}
+
+fn max_abs(hosts: &[HostTensor]) -> f64 {
+    hosts
+        .iter()
+        .filter(|h| h.dtype.is_float())
+        .flat_map(|h| h.values.iter())
+        .filter(|v| v.is_finite())
+        .fold(0.0, |a, v| a.max(v.abs()))
 }
 
 /// Compares one backend's outcome with the reference; `None` when they agree.
@@ -327,10 +482,9 @@ fn judge(
     inputs: &[Input],
     reference: &Reference,
     obs: &Obs,
-    accumulates: bool,
+    bounds: Option<&Bounds>,
     check: OutputCheck,
 ) -> Option<(Category, String)> {
-    let n = cell.knobs.iter().copied().max().unwrap_or(1);
     match (reference, obs) {
         (_, Obs::Panic { message }) => Some((Category::Crash, format!("panicked: {message}"))),
         (Reference::Unspecified(_), _) => None,
@@ -376,9 +530,13 @@ fn judge(
                 }
                 OutputCheck::Argmax => oracle::is_argmax(&inputs[0].host, &got, cell.variant),
                 OutputCheck::Values => {
-                    let tol = tolerance_for(want.dtype, accumulates, n);
-                    return compare_within(tol, &want.values, values)
-                        .map(|m| (Category::WrongResult, format!("{m}")));
+                    let m = match bounds.filter(|_| want.dtype.is_float()) {
+                        Some(b) => compare_bounded(b.summary, &want.values, values, &b.per_element)
+                            .map(|m| format!("{m} [{}]", b.model)),
+                        None => compare_within(tolerance(want.dtype), &want.values, values)
+                            .map(|m| m.to_string()),
+                    };
+                    return m.map(|m| (Category::WrongResult, m));
                 }
             };
             (!ok).then(|| {
@@ -440,9 +598,30 @@ pub fn run_cell(op: &Op, cell: &Cell, backends: &[(String, &Device)]) -> (Vec<Fi
         (Some(w), false) => reference_grads(op, cell, &inputs, &which, w),
         _ => None,
     };
+    let fwd_bounds = ref_values
+        .as_ref()
+        .map(|want| forward_bounds(op, cell, &hosts, want));
+    let grad_bounds: Option<Vec<Bounds>> = match (&ref_grads, &w, &ref_values) {
+        (Some(g), Some(w), Some(out)) => {
+            let scale = gradient_terms_scale(w, &hosts, out);
+            Some(
+                g.iter()
+                    .map(|want| backward_bounds(cell, want, scale))
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
     for (name, device) in backends {
         let fwd = forward(op, cell, &inputs, device);
-        if let Some(j) = judge(cell, &inputs, &reference, &fwd, op.accumulates, op.check) {
+        if let Some(j) = judge(
+            cell,
+            &inputs,
+            &reference,
+            &fwd,
+            fwd_bounds.as_ref(),
+            op.check,
+        ) {
             raw.entry("forward".into())
                 .or_default()
                 .insert(name.clone(), j);
@@ -460,10 +639,13 @@ pub fn run_cell(op: &Op, cell: &Cell, backends: &[(String, &Device)]) -> (Vec<Fi
         let fwd_right = fwd_ok && !raw.get("forward").is_some_and(|m| m.contains_key(name));
         if let (Some(grads), Some(w), true) = (&ref_grads, &w, fwd_right) {
             let got = backward(op, cell, &inputs, &which, w, device);
-            for ((&i, want), obs) in which.iter().zip(grads).zip(got) {
+            let gb = grad_bounds
+                .as_ref()
+                .expect("bounds for every reference gradient");
+            for (((&i, want), obs), b) in which.iter().zip(grads).zip(got).zip(gb) {
                 let pass = format!("backward {}", inputs[i].role);
                 let r = Reference::Values(want.clone());
-                if let Some(j) = judge(cell, &inputs, &r, &obs, true, OutputCheck::Values) {
+                if let Some(j) = judge(cell, &inputs, &r, &obs, Some(b), OutputCheck::Values) {
                     raw.entry(pass.clone()).or_default().insert(name.clone(), j);
                 }
                 evidence
@@ -649,4 +831,97 @@ pub fn layouts_apply(op: &Op, cell: &Cell) -> bool {
         .iter()
         .zip(&cell.layouts)
         .all(|(i, l)| l.applies_to(i.host.shape.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::{ops::OPS, plan, DEFAULT_SEED};
+
+    /// Perturbs `want` by `delta(i, want)` and says whether the bounds accept it.
+    fn accepts(want: &HostTensor, b: &Bounds, delta: impl Fn(usize, f64) -> f64) -> bool {
+        let got: Vec<f64> = want
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| w + delta(i, w))
+            .collect();
+        compare_bounded(b.summary, &want.values, &got, &b.per_element).is_none()
+    }
+
+    /// The tolerances are tight enough to matter: for every op, float dtype and cell (forward
+    /// and every gradient), an error of one unit roundoff per element passes, and an error of
+    /// 5% of the output's scale (for a gradient, of the terms it sums) on every element (a
+    /// softmax whose rows no longer sum to 1) fails.
+    #[test]
+    fn bounds_pass_rounding_and_fail_a_few_percent() {
+        let mut checked = 0;
+        for op in OPS {
+            for cell in plan(op, DEFAULT_SEED, 1) {
+                if cell.hazard.is_some() || !matches!(op.check, OutputCheck::Values) {
+                    continue;
+                }
+                let inputs = prepare(op, &cell);
+                let hosts: Vec<HostTensor> = inputs.iter().map(|i| i.host.clone()).collect();
+                let Reference::Values(want) = (op.oracle)(&cell, &hosts) else {
+                    continue;
+                };
+                let mut outputs = Vec::new();
+                if want.dtype.is_float() {
+                    outputs.push((
+                        "forward".to_string(),
+                        want.clone(),
+                        forward_bounds(op, &cell, &hosts, &want),
+                        0.0,
+                    ));
+                }
+                let which = grad_inputs(op, &cell, &inputs);
+                if !which.is_empty() {
+                    let w = loss_weights(want.values.len(), cell.seed);
+                    let scale = gradient_terms_scale(&w, &hosts, &want);
+                    for (i, g) in which
+                        .iter()
+                        .zip(reference_grads(op, &cell, &inputs, &which, &w).unwrap_or_default())
+                    {
+                        let b = backward_bounds(&cell, &g, scale);
+                        outputs.push((
+                            format!("backward {}", inputs[*i].role),
+                            g,
+                            b.clone(),
+                            scale,
+                        ));
+                    }
+                }
+                for (pass, want, b, terms_scale) in outputs {
+                    let u = unit_roundoff(want.dtype);
+                    // 5% of what the result is made of: its own size, or for a gradient the
+                    // size of the terms it sums.
+                    let scale = want
+                        .values
+                        .iter()
+                        .fold(0.0f64, |a, v| a.max(v.abs()))
+                        .max(terms_scale);
+                    // A gradient that is zero up to the finite differences' noise has no scale.
+                    if scale < 1e-6 {
+                        continue;
+                    }
+                    let sign = |i: usize| if i.is_multiple_of(2) { 1.0 } else { -1.0 };
+                    assert!(
+                        accepts(&want, &b, |i, w| sign(i) * u * w.abs()),
+                        "{} {pass} {cell:?}: one unit roundoff rejected by {}",
+                        op.name,
+                        b.model
+                    );
+                    assert!(
+                        !accepts(&want, &b, |_, _| 0.05 * scale),
+                        "{} {pass} {cell:?}: a 5% error accepted by {}",
+                        op.name,
+                        b.model
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "only {checked} outputs checked");
+    }
 }

@@ -250,6 +250,31 @@ pub struct ChildJob {
     pub known: BTreeMap<String, String>,
 }
 
+/// Names a way for the sweep's children of one op to misbehave, so the tests can show that the
+/// parent notices: `panic-before:OP`, `hang-before:OP` or `hang-in-cell:OP`.
+pub const SELFTEST_ENV: &str = "CANDLE_REPRO_SWEEP_SELFTEST";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sabotage {
+    PanicBefore,
+    HangBefore,
+    HangInCell,
+}
+
+fn selftest_sabotage(op: &Op) -> Option<Sabotage> {
+    let v = std::env::var(SELFTEST_ENV).ok()?;
+    let (what, name) = v.split_once(':')?;
+    if name != op.name {
+        return None;
+    }
+    match what {
+        "panic-before" => Some(Sabotage::PanicBefore),
+        "hang-before" => Some(Sabotage::HangBefore),
+        "hang-in-cell" => Some(Sabotage::HangInCell),
+        _ => None,
+    }
+}
+
 /// Runs cells `from..` of one op (or only `only`), printing one JSON line per event. Hazard
 /// cells run only when asked for by index. Exits with `EXIT_POISONED` after a cell that left
 /// the device context unusable.
@@ -263,12 +288,25 @@ pub fn child_main(op: &Op, job: ChildJob, backends: &[(String, &candle_core::Dev
         known,
     } = job;
     let cells = plan(op, seed, random);
+    let sabotage = selftest_sabotage(op);
+    match sabotage {
+        Some(Sabotage::PanicBefore) => panic!("selftest: {SELFTEST_ENV} asked this child to panic"),
+        Some(Sabotage::HangBefore) => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        _ => {}
+    }
     let mut shrunk_ids: BTreeMap<String, String> = known;
     for (index, cell) in cells.iter().enumerate().skip(from) {
         if only.is_some_and(|o| o != index) || (only.is_none() && cell.hazard.is_some()) {
             continue;
         }
         emit_line(&ChildLine::Start { index });
+        if sabotage == Some(Sabotage::HangInCell) && index == 0 {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         let (mut line, poisoned) =
             run_one(op, index, cell, backends, shrink_trials, &mut shrunk_ids);
         if let (ChildLine::Done { known, .. }, true) = (&mut line, poisoned) {

@@ -29,6 +29,26 @@ impl From<oracle::OracleResult> for Reference {
     }
 }
 
+/// The error analysis a float output is judged by: each element `i` may differ from the
+/// reference by `rel·u·|want_i| + abs·u·M_i` (u: the dtype's unit roundoff), where `M_i`
+/// depends on the model. See `exec::bounds`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ErrorModel {
+    /// Copies, selections, conversions: one rounding of the exact value on each side.
+    Rounded,
+    /// Elementwise functions built from exp and a division: a few roundings of the result.
+    Elementwise,
+    /// Each element sums up to n products of inputs (matmul, sum, index_add, scatter_add):
+    /// the classic `n·u·Σ|terms|` bound, with `Σ|terms|` from the oracle run on |inputs|.
+    Sum,
+    /// Normalising ops (softmax, rms_norm): a relative bound per element that grows with the
+    /// row length and with the inputs' magnitude (rounding of `x - max` is relative to `x`).
+    Normalised,
+    /// log_softmax: the softmax's relative bound, plus the rounding of `x - logsumexp`, which
+    /// is absolute in the size of `x`.
+    LogNormalised,
+}
+
 /// How an output is judged against the reference.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OutputCheck {
@@ -58,8 +78,9 @@ pub struct Op {
     /// Inputs the backward pass differentiates (when their dtype is a float).
     pub grads: &'static [usize],
     pub check: OutputCheck,
-    /// Whether an output element sums several products (tolerances then grow with the length).
-    pub accumulates: bool,
+    /// How far a correct backend may be from the oracle's f64 result rounded once (the
+    /// forward pass; every backward pass is judged as a sum of products).
+    pub error: ErrorModel,
     /// Whether the op takes an index (so out-of-range index cells are generated).
     pub indexed: bool,
 }
@@ -189,7 +210,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.index_select(&{}, {})?", v[0], v[1], c.variant),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: true,
     },
     Op {
@@ -215,7 +236,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.gather(&{}, {})?", v[0], v[1], c.variant),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: true,
     },
     Op {
@@ -245,7 +266,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.scatter(&{}, &{}, {})?", v[0], v[1], v[2], c.variant),
         grads: &[0, 2],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: true,
     },
     Op {
@@ -270,7 +291,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.scatter_add(&{}, &{}, {})?", v[0], v[1], v[2], c.variant),
         grads: &[0, 2],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Sum,
         indexed: true,
     },
     Op {
@@ -294,7 +315,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.index_add(&{}, &{}, {})?", v[0], v[1], v[2], c.variant),
         grads: &[0, 2],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Sum,
         indexed: true,
     },
     Op {
@@ -316,7 +337,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("Tensor::cat(&[&{}, &{}], {})?", v[0], v[1], c.variant),
         grads: &[0, 1],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -332,7 +353,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.arg_sort_last_dim({})?", v[0], c.variant == 0),
         grads: &[],
         check: OutputCheck::SortsRows,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -356,7 +377,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.to_dtype(DType::{:?})?", v[0], c.aux().unwrap()),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -372,7 +393,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("{}.contiguous()?", v[0]),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -399,7 +420,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("{}.matmul(&{})?", v[0], v[1]),
         grads: &[0, 1],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Sum,
         indexed: false,
     },
     Op {
@@ -421,7 +442,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("{}.broadcast_matmul(&{})?", v[0], v[1]),
         grads: &[0, 1],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Sum,
         indexed: false,
     },
     Op {
@@ -437,7 +458,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("candle_nn::ops::softmax_last_dim(&{})?", v[0]),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Normalised,
         indexed: false,
     },
     Op {
@@ -453,7 +474,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("candle_nn::ops::softmax(&{}, {})?", v[0], c.variant),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Normalised,
         indexed: false,
     },
     Op {
@@ -469,7 +490,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("candle_nn::ops::log_softmax(&{}, {})?", v[0], c.variant),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::LogNormalised,
         indexed: false,
     },
     Op {
@@ -485,7 +506,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("candle_nn::ops::silu(&{})?", v[0]),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Elementwise,
         indexed: false,
     },
     Op {
@@ -501,7 +522,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("candle_nn::ops::sigmoid(&{})?", v[0]),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Elementwise,
         indexed: false,
     },
     Op {
@@ -522,7 +543,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("candle_nn::ops::rms_norm(&{}, &{}, 1e-5)?", v[0], v[1]),
         grads: &[0, 1],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Normalised,
         indexed: false,
     },
     Op {
@@ -559,7 +580,7 @@ pub static OPS: &[Op] = &[
         code: |_, v| format!("{}.where_cond(&{}, &{})?", v[0], v[1], v[2]),
         grads: &[1, 2],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -602,7 +623,7 @@ pub static OPS: &[Op] = &[
         },
         grads: &[],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -618,7 +639,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.sum_keepdim({})?", v[0], c.variant),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: true,
+        error: ErrorModel::Sum,
         indexed: false,
     },
     Op {
@@ -634,7 +655,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.max_keepdim({})?", v[0], c.variant),
         grads: &[0],
         check: OutputCheck::Values,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
     Op {
@@ -650,7 +671,7 @@ pub static OPS: &[Op] = &[
         code: |c, v| format!("{}.argmax_keepdim({})?", v[0], c.variant),
         grads: &[],
         check: OutputCheck::Argmax,
-        accumulates: false,
+        error: ErrorModel::Rounded,
         indexed: false,
     },
 ];

@@ -5,14 +5,13 @@
 use super::exec::{Category, Finding};
 use super::known::{self, KnownSet, Status};
 use super::{ops, plan, ChildLine, Shrunk, CHILD};
+use crate::child::{last_words, tail, Ended, LineChild, Next};
 use harness::device::{DeviceInfo, CANDLE_VERSION};
 use harness::report::write_atomic;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,11 @@ pub struct SweepConfig {
     pub seed: u64,
     pub random: usize,
     pub budget: Duration,
+    /// How long a child may stay silent (one cell and its shrink) before it is killed and the
+    /// cell reported as a hang.
+    pub cell_timeout: Duration,
+    /// Ops that do not finish are reported but do not fail the run.
+    pub partial: bool,
     pub jobs: usize,
     pub shrink_trials: usize,
     pub report_dir: PathBuf,
@@ -57,6 +61,10 @@ pub struct OpSummary {
     pub cells_run: usize,
     pub cells_diverging: usize,
     pub completed: bool,
+    /// Why the op did not run every planned cell: a child crashed or hung outside a cell, or
+    /// the budget ran out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +77,8 @@ pub struct SweepReport {
     pub random_cells: usize,
     pub wall_seconds: f64,
     pub budget_seconds: u64,
+    /// `--partial`: the caller accepts ops that did not finish.
+    pub partial_allowed: bool,
     pub ops: BTreeMap<String, OpSummary>,
     pub divergences: Vec<Divergence>,
     /// Manifest entries expected on a backend that ran but not seen.
@@ -76,11 +86,22 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
+    /// Every divergence is a known one, every known one still shows, and every op asked for
+    /// ran to its end (unless the caller asked for a partial run).
     pub fn as_expected(&self) -> bool {
         self.divergences
             .iter()
             .all(|d| d.status == Some(Status::Expected))
             && self.missing.iter().all(|(_, s, _)| *s == Status::NotRun)
+            && (self.partial_allowed || self.incomplete().is_empty())
+    }
+
+    /// Ops that did not run every planned cell, with why.
+    pub fn incomplete(&self) -> Vec<(&str, &str)> {
+        self.ops
+            .iter()
+            .filter_map(|(k, o)| o.incomplete.as_deref().map(|r| (k.as_str(), r)))
+            .collect()
     }
 
     pub fn table(&self) -> String {
@@ -122,23 +143,17 @@ impl SweepReport {
         for (id, _, msg) in &self.missing {
             let _ = writeln!(out, "{id:<w$}  {:<14}  {:<10}  {:>5}  {msg}", "-", "-", 0);
         }
-        let incomplete: Vec<&String> = self
-            .ops
-            .iter()
-            .filter(|(_, o)| !o.completed)
-            .map(|(k, _)| k)
-            .collect();
+        let incomplete = self.incomplete();
         let _ = writeln!(
             out,
-            "\n{} distinct divergences observed, ops swept: {}{}",
+            "\n{} distinct divergences observed, ops swept: {} of {}",
             self.divergences.len(),
             self.ops.len() - incomplete.len(),
-            if incomplete.is_empty() {
-                String::new()
-            } else {
-                format!(", not completed (budget): {incomplete:?}")
-            }
+            self.ops.len(),
         );
+        for (op, why) in incomplete {
+            let _ = writeln!(out, "not completed: {op}: {why}");
+        }
         out
     }
 }
@@ -155,17 +170,18 @@ struct Gathered {
     done: BTreeMap<String, BTreeSet<usize>>,
     diverging: BTreeMap<String, BTreeSet<usize>>,
     divergences: BTreeMap<String, Divergence>,
-    stopped_by_budget: BTreeSet<String>,
+    /// Ops that did not run every planned cell, with the first reason.
+    incomplete: BTreeMap<String, String>,
 }
 
-fn spawn_child(
+fn child_command(
     cfg: &SweepConfig,
     op: &ops::Op,
     from: usize,
     only: Option<usize>,
     known: Option<&Path>,
-) -> std::io::Result<std::process::Child> {
-    spawn(cfg, op, |cmd| {
+) -> std::io::Result<Command> {
+    command(cfg, op, |cmd| {
         cmd.args(["--seed", &cfg.seed.to_string()])
             .args(["--random", &cfg.random.to_string()])
             .args(["--from", &from.to_string()]);
@@ -178,11 +194,11 @@ fn spawn_child(
     })
 }
 
-fn spawn(
+fn command(
     cfg: &SweepConfig,
     op: &ops::Op,
     extra: impl FnOnce(&mut Command),
-) -> std::io::Result<std::process::Child> {
+) -> std::io::Result<Command> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg(CHILD)
@@ -190,10 +206,11 @@ fn spawn(
         .args(["--device", &cfg.device_spec])
         .args(["--shrink-trials", &cfg.shrink_trials.to_string()]);
     extra(&mut cmd);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
+    Ok(cmd)
 }
 
-/// Finishes, in fresh processes, a shrink that a device assert interrupted.
+/// Finishes, in fresh processes, a shrink that a device assert interrupted. Each process gets
+/// at most one cell deadline; none outlives the sweep's budget.
 fn resume_shrink(cfg: &SweepConfig, op: &ops::Op, s: &Shrunk, deadline: Instant) -> Option<Shrunk> {
     let mut job = super::ShrinkJob {
         start: s.resume_from.clone()?,
@@ -210,15 +227,17 @@ fn resume_shrink(cfg: &SweepConfig, op: &ops::Op, s: &Shrunk, deadline: Instant)
         if std::fs::write(&path, serde_json::to_string(&job).expect("serialisable")).is_err() {
             break;
         }
-        let Ok(out) = spawn(cfg, op, |cmd| {
+        let until = deadline.min(Instant::now() + cfg.cell_timeout);
+        let Ok((_, lines, _)) = command(cfg, op, |cmd| {
             cmd.arg("--shrink-job").arg(&path);
         })
-        .and_then(|c| c.wait_with_output()) else {
+        .and_then(LineChild::spawn)
+        .and_then(|c| c.collect(until)) else {
             break;
         };
         let mut next = None;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            match serde_json::from_str::<ChildLine>(line) {
+        for line in lines {
+            match serde_json::from_str::<ChildLine>(&line) {
                 Ok(ChildLine::Shrunk(done)) => result = Some(*done),
                 Ok(ChildLine::Resume { best, skip }) => next = Some((best, skip)),
                 _ => {}
@@ -300,11 +319,23 @@ fn new_divergence(id: &str, op: &ops::Op, f: &Finding) -> Divergence {
     }
 }
 
-/// Runs one job to its end, respawning the child past a cell that killed it.
+/// Why a child stopped reading lines before it closed its stdout.
+enum Stopped {
+    Budget,
+    Silent,
+}
+
+/// Runs one job to its end, respawning the child past a cell that killed it or hung in it.
+/// Whatever keeps the op from finishing is written to `incomplete` with its reason.
 fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gathered>) {
     let (op, mut from, only) = match job {
         Job::Safe(op, from) => (op, from, None),
         Job::Only(op, k) => (op, k, Some(k)),
+    };
+    let incomplete = |reason: String| {
+        let mut g = gathered.lock().unwrap();
+        // The first reason is the one that stopped the op; later ones follow from it.
+        g.incomplete.entry(op.name.into()).or_insert(reason);
     };
     let planned = plan(op, cfg.seed, cfg.random);
     // Names given by an earlier child of this job, handed to the next after a poisoned context.
@@ -318,95 +349,108 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
         if let Some(k) = &known {
             let _ = std::fs::write(&known_path, serde_json::to_string(k).expect("serialisable"));
         }
-        let mut child = match spawn_child(
+        let child = match child_command(
             cfg,
             op,
             from,
             only,
             known.as_ref().map(|_| known_path.as_path()),
-        ) {
+        )
+        .and_then(LineChild::spawn)
+        {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: cannot start a sweep child: {e}");
+                incomplete(format!("cannot start a sweep child: {e}"));
                 return;
             }
         };
-        let stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let err_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let mut in_flight: Option<usize> = None;
         let mut last_done: Option<usize> = None;
-        let mut out_of_time = false;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left.max(Duration::from_millis(1))) {
-                Ok(line) => match serde_json::from_str::<ChildLine>(&line) {
-                    Ok(ChildLine::Start { index }) => in_flight = Some(index),
-                    Ok(done) => {
-                        in_flight = None;
-                        if let ChildLine::Done {
-                            index, known: k, ..
-                        } = &done
-                        {
-                            last_done = Some(*index);
-                            if !k.is_empty() {
-                                known = Some(k.clone());
+        // A child says something (a cell started, a cell done) at least once per cell deadline;
+        // one that stays silent longer is hung, in a cell or outside one.
+        let mut quiet_until = Instant::now() + cfg.cell_timeout;
+        let stopped = loop {
+            match child.next_line(deadline.min(quiet_until)) {
+                Next::Line(line) => {
+                    quiet_until = Instant::now() + cfg.cell_timeout;
+                    match serde_json::from_str::<ChildLine>(&line) {
+                        Ok(ChildLine::Start { index }) => in_flight = Some(index),
+                        Ok(done) => {
+                            in_flight = None;
+                            if let ChildLine::Done {
+                                index, known: k, ..
+                            } = &done
+                            {
+                                last_done = Some(*index);
+                                if !k.is_empty() {
+                                    known = Some(k.clone());
+                                }
                             }
+                            record(&mut gathered.lock().unwrap(), op, done);
                         }
-                        record(&mut gathered.lock().unwrap(), op, done);
-                    }
-                    Err(_) => {}
-                },
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if Instant::now() >= deadline {
-                        out_of_time = true;
-                        let _ = child.kill();
-                        break;
+                        Err(_) => {}
                     }
                 }
+                Next::Closed => break None,
+                Next::Silent if Instant::now() >= deadline => break Some(Stopped::Budget),
+                Next::Silent if Instant::now() >= quiet_until => break Some(Stopped::Silent),
+                Next::Silent => {}
             }
-        }
-        let status = child.wait();
-        let stderr = err_thread.join().unwrap_or_default();
-        if out_of_time {
-            gathered
-                .lock()
-                .unwrap()
-                .stopped_by_budget
-                .insert(op.name.into());
+        };
+        let ended = match stopped {
+            Some(_) => child.kill().map(|stderr| (Ended::Killed, stderr)),
+            None => child.finish(Instant::now() + cfg.cell_timeout),
+        };
+        let (ended, stderr) = match ended {
+            Ok(e) => e,
+            Err(e) => {
+                incomplete(format!("lost track of a sweep child: {e}"));
+                return;
+            }
+        };
+        if matches!(stopped, Some(Stopped::Budget)) {
+            incomplete(format!(
+                "the sweep's budget ({} s) ran out",
+                cfg.budget.as_secs()
+            ));
             return;
         }
-        let poisoned = status
-            .as_ref()
-            .is_ok_and(|s| s.code() == Some(super::EXIT_POISONED));
         let Some(dead_at) = in_flight else {
-            // A child stops after a cell that poisoned its device context; go on in a fresh one.
-            match (poisoned, only, last_done) {
-                (true, None, Some(k)) => {
+            let silent = matches!(stopped, Some(Stopped::Silent));
+            match (ended.code(), only, last_done) {
+                // A child stops after a cell that poisoned its device context; go on in a fresh one.
+                (Some(super::EXIT_POISONED), None, Some(k)) => {
                     from = k + 1;
                     continue;
                 }
+                (Some(super::EXIT_POISONED), Some(_), Some(_)) | (Some(0), _, _) if !silent => {
+                    let _ = std::fs::remove_file(&known_path);
+                    return;
+                }
                 _ => {
+                    let after = last_done.map_or("before its first cell".to_string(), |k| {
+                        format!("after cell {k}")
+                    });
+                    incomplete(if silent {
+                        format!(
+                            "a child stayed silent for {} s outside a cell ({after}) and was killed",
+                            cfg.cell_timeout.as_secs()
+                        )
+                    } else {
+                        format!(
+                            "a child {} outside a cell ({after}): {}",
+                            ended.describe(),
+                            last_words(&stderr)
+                        )
+                    });
                     let _ = std::fs::remove_file(&known_path);
                     return;
                 }
             }
         };
-        // The child died inside a cell: that cell is a crash of its own.
+        // The child died or hung inside a cell: that cell is a crash of its own.
         let cell = &planned[dead_at];
+        let hung = matches!(stopped, Some(Stopped::Silent));
         let mut g = gathered.lock().unwrap();
         g.done.entry(op.name.into()).or_default().insert(dead_at);
         g.diverging
@@ -414,29 +458,37 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
             .or_default()
             .insert(dead_at);
         let id = format!(
-            "{}-process-died{}",
+            "{}-process-{}{}",
             op.name,
+            if hung { "hung" } else { "died" },
             cell.hazard
                 .map(|h| format!("-{}", h.as_str()))
                 .unwrap_or_default()
         )
         .replace('_', "-");
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
         let death = format!(
             "{}; cell {:?}; stderr: {}",
-            match status {
-                Ok(s) => s.to_string(),
-                Err(e) => e.to_string(),
+            if hung {
+                format!(
+                    "no answer within the cell deadline ({} s); killed",
+                    cfg.cell_timeout.as_secs()
+                )
+            } else {
+                ended.describe()
             },
             cell,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            tail(&stderr, 3).replace('\n', " | ")
         );
         let d = g
             .divergences
             .entry(id.clone())
             .or_insert_with(|| Divergence {
                 death: Some(death.clone()),
-                title: format!("`{}` kills the process", op.call),
+                title: format!(
+                    "`{}` {} the process",
+                    op.call,
+                    if hung { "hangs" } else { "kills" }
+                ),
                 ..new_divergence(
                     &id,
                     op,
@@ -489,8 +541,11 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
                         gathered
                             .lock()
                             .unwrap()
-                            .stopped_by_budget
-                            .insert(op.name.into());
+                            .incomplete
+                            .entry(op.name.into())
+                            .or_insert_with(|| {
+                                format!("the sweep's budget ({} s) ran out", cfg.budget.as_secs())
+                            });
                     }
                     None => break,
                 }
@@ -544,7 +599,10 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
     let mut completed = BTreeSet::new();
     for op in &cfg.ops {
         let run = g.done.get(op.name).map_or(0, |s| s.len());
-        let done = run == planned[op.name] && !g.stopped_by_budget.contains(op.name);
+        let reason = g.incomplete.get(op.name).cloned().or_else(|| {
+            (run < planned[op.name]).then(|| format!("{run} of {} cells ran", planned[op.name]))
+        });
+        let done = reason.is_none();
         if done {
             completed.insert(op.name.to_string());
         }
@@ -555,6 +613,7 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
                 cells_run: run,
                 cells_diverging: g.diverging.get(op.name).map_or(0, |s| s.len()),
                 completed: done,
+                incomplete: reason,
             },
         );
     }
@@ -610,6 +669,7 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
         random_cells: cfg.random,
         wall_seconds: start.elapsed().as_secs_f64(),
         budget_seconds: cfg.budget.as_secs(),
+        partial_allowed: cfg.partial,
         ops: ops_summary,
         divergences,
         missing,
