@@ -20,6 +20,10 @@ pub struct Expectation {
     /// Upstream issue or pull request, where one exists.
     pub link: Option<String>,
     pub note: Option<String>,
+    /// Whether the CPU agrees with the oracle on every step of every variant (`agrees`) or
+    /// not (`disagrees`: a bug in candle's backend-independent code). Checked on every run,
+    /// the CPU-only one included, so a CPU run can fail too.
+    pub cpu_vs_oracle: Option<String>,
 }
 
 /// case → backend → expectation.
@@ -52,6 +56,13 @@ impl Manifest {
                 e.verdict
                     .parse::<Verdict>()
                     .map_err(|err| format!("{case}.{backend}: {err}"))?;
+                if let Some(c) = &e.cpu_vs_oracle {
+                    if c != "agrees" && c != "disagrees" {
+                        return Err(format!(
+                            "{case}.{backend}: cpu_vs_oracle is `{c}` (agrees or disagrees)"
+                        ));
+                    }
+                }
             }
         }
         Ok(Self { entries })
@@ -123,6 +134,33 @@ pub fn compare(
     (Status::Changed, msg)
 }
 
+/// Compares whether the CPU agreed with the oracle with the manifest's `cpu_vs_oracle`; a
+/// message when they differ.
+pub fn compare_cpu_vs_oracle(
+    case: &str,
+    cpu_disagrees: Option<bool>,
+    expected: Option<&Expectation>,
+    candle: &str,
+    report: &str,
+) -> Option<String> {
+    let want = expected?.cpu_vs_oracle.as_deref()?;
+    let seen = if cpu_disagrees? {
+        "disagrees"
+    } else {
+        "agrees"
+    };
+    (want != seen).then(|| {
+        let what = if seen == "agrees" {
+            "fixed upstream?"
+        } else {
+            "a regression in candle's CPU backend (or in the oracle)?"
+        };
+        format!(
+            "{case}: the cpu now {seen} with the oracle with candle {candle} (expected: {want}): {what} read {report}, then update cpu_vs_oracle in {DEFAULT_PATH} and ISSUES.md"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +207,14 @@ mod tests {
             candle: "0.9.2".into(),
             link: None,
             note: None,
+            cpu_vs_oracle: Some("disagrees".into()),
         };
+        assert!(compare_cpu_vs_oracle("x", Some(true), Some(&e), "0.11.1", "r").is_none());
+        let msg = compare_cpu_vs_oracle("x", Some(false), Some(&e), "0.11.1", "r").unwrap();
+        assert!(
+            msg.contains("now agrees") && msg.contains("fixed upstream?"),
+            "{msg}"
+        );
         let (s, msg) = compare(
             "x",
             "cuda",

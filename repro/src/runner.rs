@@ -232,6 +232,8 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
         seconds,
     };
     let stderr_tail = tail(&stderr, 20);
+    // Whether the CPU disagreed with the oracle somewhere (read from the child's report).
+    let mut cpu_disagrees = None;
     match ended {
         Ended::Exited(status)
             if matches!(status.code(), Some(0 | 10 | 11 | 12)) && staged("json").is_file() =>
@@ -240,6 +242,10 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
                 serde_json::from_str(&std::fs::read_to_string(staged("json"))?).map_err(|e| {
                     std::io::Error::other(format!("{}: unreadable child report: {e}", case.name))
                 })?;
+            cpu_disagrees = json["variants"].as_array().map(|vs| {
+                vs.iter()
+                    .any(|v| v["reference_disagrees"].as_bool().unwrap_or(false))
+            });
             result.verdict = json["verdict"]
                 .as_str()
                 .and_then(|v| v.parse().ok())
@@ -307,6 +313,18 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
         CANDLE_VERSION,
         &report.display().to_string(),
     );
+    let cpu_msg = manifest::compare_cpu_vs_oracle(
+        case.name,
+        cpu_disagrees,
+        expected,
+        CANDLE_VERSION,
+        &report.display().to_string(),
+    );
+    let (status, message) = match (status, cpu_msg) {
+        (Status::AsExpected, Some(m)) => (Status::Changed, m),
+        (Status::Changed, Some(m)) => (Status::Changed, format!("{message}; {m}")),
+        (s, _) => (s, message),
+    };
     result.status = status;
     result.message = message;
     Ok(result)

@@ -194,6 +194,43 @@ fn a_verdict_that_differs_from_the_manifest_fails_and_says_what_to_do() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// On the CPU every verdict is `inconclusive`, so the manifest's `cpu_vs_oracle` is what a
+/// CPU-only run can check: the CPU that starts agreeing with the oracle where candle's
+/// backend-independent code is known wrong fails the run.
+#[test]
+fn a_cpu_that_stops_disagreeing_with_the_oracle_fails_the_run() {
+    let dir = scratch("cpu-oracle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("expected.toml");
+    // scatter_add_u32's CPU agrees with the oracle; the manifest claims it does not.
+    std::fs::write(
+        &manifest,
+        "[scatter_add_u32.cpu]\nverdict = \"inconclusive\"\ncandle = \"0.11.1\"\ncpu_vs_oracle = \"disagrees\"\n",
+    )
+    .unwrap();
+    let reports = dir.join("reports");
+    let o = repro(
+        &[
+            "run",
+            "scatter_add_u32",
+            "--device",
+            "cpu",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        false,
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("the cpu now agrees with the oracle") && out.contains("fixed upstream?"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_input_is_one_line_exit_2_and_writes_nothing() {
     let dir = scratch("bad");

@@ -51,6 +51,29 @@ pub struct Case {
     /// A standalone `main.rs` depending only on candle-core that shows the observation.
     pub snippet: &'static str,
     pub variants: fn() -> Vec<Variant>,
+    /// Variants known to disagree with the oracle, with why: they run as expected failures in
+    /// the snapshot tests, so a fix upstream fails them ("fixed upstream?").
+    pub known: &'static [KnownDivergence],
+}
+
+/// A variant known to disagree with the oracle on some backends.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownDivergence {
+    pub variant: &'static str,
+    /// `"cpu"` for a bug in candle's backend-independent code (every backend shows it), else
+    /// the accelerator backends that show it (the CPU agrees).
+    pub backends: &'static [&'static str],
+    pub why: &'static str,
+}
+
+impl Case {
+    /// The known divergence of `variant` on `backend`, if any (a CPU divergence shows on every
+    /// backend).
+    pub fn known_on(&self, variant: &str, backend: &str) -> Option<&KnownDivergence> {
+        self.known.iter().find(|k| {
+            k.variant == variant && (k.backends.contains(&"cpu") || k.backends.contains(&backend))
+        })
+    }
 }
 
 /// One step as checked.

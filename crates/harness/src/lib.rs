@@ -16,7 +16,7 @@ pub mod report;
 pub mod timing;
 pub mod verdict;
 
-pub use case::{run_case, Case, CaseReport, Variant};
+pub use case::{run_case, Case, CaseReport, KnownDivergence, Variant};
 pub use device::{DeviceSpec, Environment, CANDLE_VERSION, DEVICE_ENV};
 pub use host::HostTensor;
 pub use observe::{Probe, Stopped};

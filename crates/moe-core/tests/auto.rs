@@ -23,6 +23,39 @@ fn auto_picks_a_measured_router_training_strategy() -> candle_core::Result<()> {
         .find(|(d, _)| *d == choice.dispatch)
         .expect("the pick was timed");
     let best = picked.1.as_ref().expect("the pick ran");
+    // Every strategy of the registry that trains the router was tried, and nothing else.
+    let tried: Vec<&str> = choice.timings_ms.iter().map(|(d, _)| d.name()).collect();
+    let trainers: Vec<&str> = moe_core::Dispatch::ALL
+        .iter()
+        .filter(|d| d.trains_router())
+        .map(|d| d.name())
+        .collect();
+    assert_eq!(tried, trainers);
+    // scatter-add cannot train on candle 0.11.1 (its backward fails: repro case
+    // scatter_add_backward), so auto must have seen it fail; a pass means a fixed candle.
+    let scatter = choice
+        .timings_ms
+        .iter()
+        .find(|(d, _)| d.name() == "scatter-add")
+        .expect("scatter-add was tried");
+    assert!(
+        scatter.1.is_err(),
+        "scatter-add trained: candle's scatter_add backward fixed? update the docs and this test"
+    );
+    // The pick trains the router: its weights get a non-zero gradient.
+    let loss = (block.forward(&x, choice.dispatch)? * &x)?.sum_all()?;
+    let grads = loss.backward()?;
+    let (router, _) = block
+        .vars()
+        .into_iter()
+        .zip(block.var_names())
+        .find(|(_, n)| n.contains("router"))
+        .expect("a router weight");
+    let g = grads
+        .get(router.as_tensor())
+        .expect("the router has a gradient");
+    let g = g.abs()?.sum_all()?.to_scalar::<f32>()?;
+    assert!(g > 0.0, "the pick gives the router a zero gradient");
     for (d, t) in &choice.timings_ms {
         assert!(d.trains_router(), "{} cannot train the router", d.name());
         if let Ok(ms) = t {

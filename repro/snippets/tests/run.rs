@@ -47,3 +47,21 @@ fn broadcast_contiguous_u32_snippet() {
         run(env!("CARGO_BIN_EXE_snippet_broadcast_contiguous_u32"))
     );
 }
+
+#[test]
+fn matmul_narrowed_operand_snippet() {
+    let out = run(env!("CARGO_BIN_EXE_snippet_matmul_narrowed_operand"));
+    // The CPU computes the narrowed matmul: a = arange(20) as 5×4 times column 2 of
+    // w = arange(32) as 4×8, computed here in plain Rust.
+    let expected: Vec<String> = (0..5)
+        .map(|i| {
+            let v: f64 = (0..4)
+                .map(|k| ((i * 4 + k) as f64) * ((k * 8 + 2) as f64))
+                .sum();
+            format!("{v:.1}")
+        })
+        .collect();
+    let line = format!("a.matmul(&col) = [{}]", expected.join(", "));
+    assert!(out.contains(&line), "expected `{line}` in:\n{out}");
+    insta::assert_snapshot!("matmul_narrowed_operand@cpu", out);
+}

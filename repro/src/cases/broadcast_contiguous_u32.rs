@@ -23,6 +23,7 @@ pub const CASE: Case = Case {
     upstream: &[],
     snippet: include_str!("../../snippets/src/bin/broadcast_contiguous_u32.rs"),
     variants,
+    known: &[],
 };
 
 const DTYPES: [DType; 4] = [DType::U8, DType::U32, DType::I64, DType::F32];

@@ -13,7 +13,7 @@
 //! for `scatter`, d/d self = r with the overwritten positions zeroed.
 
 use candle_core::{DType, Tensor, Var};
-use harness::case::{Case, Variant};
+use harness::case::{Case, KnownDivergence, Variant};
 use harness::oracle;
 use harness::{HostTensor, Probe, Stopped};
 
@@ -25,6 +25,23 @@ pub const CASE: Case = Case {
     upstream: &["https://github.com/pytorch/pytorch/issues/27614 (the same family of bugs in PyTorch)"],
     snippet: include_str!("../../snippets/src/bin/scatter_add_backward.rs"),
     variants,
+    known: &[
+        KnownDivergence {
+            variant: "scatter_add-index-taller-than-self",
+            backends: &["cpu"],
+            why: "backprop.rs ScatterAdd masks the grad of self with mask.scatter(indexes, self-shaped zeros): shape mismatch",
+        },
+        KnownDivergence {
+            variant: "scatter_add-index-same-shape",
+            backends: &["cpu"],
+            why: "backprop.rs ScatterAdd zeroes the grad of self where the index points; it should pass through",
+        },
+        KnownDivergence {
+            variant: "scatter-overwrite",
+            backends: &["cpu"],
+            why: "backprop.rs Scatter passes the grad of self unmasked; overwritten positions should get zero",
+        },
+    ],
 };
 
 fn weights(shape: &[usize]) -> HostTensor {

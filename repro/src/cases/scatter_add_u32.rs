@@ -29,6 +29,7 @@ pub const CASE: Case = Case {
     ],
     snippet: include_str!("../../snippets/src/bin/scatter_add_u32.rs"),
     variants,
+    known: &[],
 };
 
 const INDEX_DTYPES: [DType; 3] = [DType::U8, DType::U32, DType::I64];

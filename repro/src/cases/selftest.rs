@@ -16,6 +16,7 @@ fn case(name: &'static str, title: &'static str, variants: fn() -> Vec<Variant>)
         upstream: &[],
         snippet: "",
         variants,
+        known: &[],
     }
 }
 
