@@ -87,7 +87,7 @@ i = s.index("        KnownDivergence {\n            variant: \"scatter-overwrite
 j = s.index("        },\n", i) + len("        },\n")
 open(p, "w").write(s[:i] + s[j:])
 EOF' \
-  'cargo test -q --test cases'
+  'cargo test -q -p backend-tests --test cases'
 
 mutant sweep-manifest-entry-dropped \
   "the sweep manifest forgets a divergence its snapshot still shows" \
@@ -98,7 +98,7 @@ i = s.index("[gather-fwd-unimplemented-src-transposed]")
 j = s.index("\n[", s.index("[gather-fwd-unimplemented-src-transposed.devices]")) + 1
 open(p, "w").write(s[:i] + s[j:])
 EOF' \
-  'cargo test -q --test sweep'
+  'cargo test -q -p backend-tests --test sweep'
 
 mutant auto-picks-slowest \
   "auto picks the slowest strategy" \
@@ -115,7 +115,7 @@ mutant case-variant-dropped \
   'replace repro/src/cases/matmul_narrowed_operand.rs "            \"lhs-narrowed\",
             \"columns" "            \"lhs-narrowed-renamed\",
             \"columns"' \
-  'cargo test -q --test cases'
+  'cargo test -q -p backend-tests --test cases'
 
 if [ -f "$root/crates/moe-core/tests/reference_parity.rs" ]; then
   mutant moe-no-residual \

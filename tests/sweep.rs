@@ -17,15 +17,6 @@ fn manifest_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(repro::sweep::known::DEFAULT_PATH)
 }
 
-/// The op a divergence id belongs to: the longest op name that prefixes it.
-fn op_of(id: &str) -> Option<&'static str> {
-    ops::OPS
-        .iter()
-        .filter(|o| id.starts_with(&format!("{}-", o.name.replace('_', "-"))))
-        .max_by_key(|o| o.name.len())
-        .map(|o| o.name)
-}
-
 fn sweep_on_cpu(op: &'static ops::Op) -> Result<(), Failed> {
     let cpu = Device::Cpu;
     let seen: BTreeMap<String, BTreeSet<String>> =
@@ -48,7 +39,9 @@ fn sweep_on_cpu(op: &'static ops::Op) -> Result<(), Failed> {
         .entries
         .iter()
         .filter(|(id, k)| {
-            k.observed && k.backends.iter().any(|b| b == "cpu") && op_of(id) == Some(op.name)
+            k.observed
+                && k.backends.iter().any(|b| b == "cpu")
+                && ops::op_of(id).as_deref() == Some(op.name)
         })
         .map(|(id, _)| id)
         .collect();
@@ -129,6 +122,50 @@ fn no_stale_sweep_snapshots() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Every observed divergence and every suite case is one symptom of exactly one root cause in
+/// `repro/root-causes.toml`, and the manifest's `root_cause` agrees with that file.
+fn one_root_cause_per_divergence() -> Result<(), Failed> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let causes =
+        repro::sweep::known::load_root_causes(&root.join(repro::sweep::known::ROOT_CAUSES_PATH))?;
+    let known = KnownSet::load(&manifest_path())?;
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for (key, r) in &causes {
+        for id in &r.ids {
+            if let Some(other) = owner.insert(id, key) {
+                return Err(format!("{id} is under two root causes: {other} and {key}").into());
+            }
+            let exists = match id.strip_prefix("case:") {
+                Some(case) => repro::cases::all().iter().any(|c| c.name == case),
+                None => known.entries.get(id.as_str()).is_some_and(|k| k.observed),
+            };
+            if !exists {
+                return Err(format!(
+                    "root cause {key} lists {id}, which is no observed divergence or case"
+                )
+                .into());
+            }
+        }
+    }
+    for (id, k) in known.entries.iter().filter(|(_, k)| k.observed) {
+        match (owner.get(id.as_str()), k.root_cause.as_deref()) {
+            (Some(o), Some(r)) if *o == r => {}
+            (o, r) => {
+                return Err(format!(
+                    "{id}: manifest root_cause {r:?}, repro/root-causes.toml lists it under {o:?}"
+                )
+                .into())
+            }
+        }
+    }
+    for c in repro::cases::all() {
+        if !owner.contains_key(format!("case:{}", c.name).as_str()) {
+            return Err(format!("case {} has no root cause", c.name).into());
+        }
+    }
+    Ok(())
+}
+
 /// Runs a test body, turning a panic (an insta snapshot mismatch) into a failure.
 fn guarded(f: impl FnOnce() -> Result<(), Failed>) -> Result<(), Failed> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
@@ -151,6 +188,9 @@ fn main() {
             }
         })
         .collect();
+    trials.push(Trial::test("one_root_cause_per_divergence", || {
+        guarded(one_root_cause_per_divergence)
+    }));
     trials.push(Trial::test("no_stale_sweep_snapshots", || {
         guarded(no_stale_sweep_snapshots)
     }));

@@ -7,6 +7,45 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub const DEFAULT_PATH: &str = "repro/sweep-known.toml";
+pub const ROOT_CAUSES_PATH: &str = "repro/root-causes.toml";
+
+/// One root cause behind one or more divergence ids and suite cases, written from reading
+/// candle's source (`repro/root-causes.toml`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootCause {
+    /// Op, trigger, symptom and backends, as an upstream issue title.
+    pub title: String,
+    pub backends: Vec<String>,
+    /// Sweep ids, and suite cases as `case:<name>`.
+    pub ids: Vec<String>,
+    /// `crate-version/path.rs:function`.
+    pub source: String,
+    pub quote: String,
+    pub explanation: String,
+    /// The documented contract that makes the call valid, quoted with its file.
+    #[serde(default)]
+    pub contract: String,
+    #[serde(default)]
+    pub upstream: String,
+    #[serde(default)]
+    pub upstream_status: String,
+    #[serde(default)]
+    pub fix: String,
+}
+
+impl RootCause {
+    /// Keys under `not-a-bug-` group suite cases that turned out not to be candle bugs.
+    pub fn is_bug(key: &str) -> bool {
+        !key.starts_with("not-a-bug-")
+    }
+}
+
+pub fn load_root_causes(path: &Path) -> Result<BTreeMap<String, RootCause>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +68,38 @@ pub struct Known {
     pub upstream: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The root cause this id is one symptom of (a key of `repro/root-causes.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<String>,
+    /// Backends where reading candle's source predicts this divergence but no run has shown
+    /// it yet (backend → evidence). The first run on that backend confirms or refutes each one
+    /// (`--bless` records which); a prediction never counts as an observation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub predicted: BTreeMap<String, Prediction>,
+}
+
+/// A divergence expected from reading source, with the evidence.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    /// The sweep cell that would show it.
+    pub cell: String,
+    /// `crate-version/path.rs:function`.
+    pub source: String,
+    /// A short verbatim quote of that source.
+    pub quote: String,
+    /// high | medium | low
+    pub confidence: String,
+    /// Set by `--bless` from the first run on the backend: `confirmed …` or `refuted …`, with
+    /// the candle version and device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+impl Prediction {
+    pub fn open(&self) -> bool {
+        self.outcome.is_none()
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -46,7 +117,7 @@ impl KnownSet {
         let entries: BTreeMap<String, Known> =
             toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
         for (id, k) in &entries {
-            for b in &k.backends {
+            for b in k.backends.iter().chain(k.predicted.keys()) {
                 if !crate::manifest::BACKENDS.contains(&b.as_str()) {
                     return Err(format!(
                         "{}: `{id}` names unknown backend `{b}`",
@@ -62,10 +133,13 @@ impl KnownSet {
         let mut s = String::from(
             "# Known divergences found by `repro sweep`, written by `repro sweep --bless` from a run\n\
              # and reviewed like code. Each names the backends a run observed it on, the candle\n\
-             # versions, and the upstream issue where one exists. `observed = false` marks an entry\n\
-             # known only from reading source (never reported as observed). A sweep fails when a\n\
-             # divergence here no longer shows on a backend that ran (fixed? update this file) or\n\
-             # when one shows that is not here.\n\n",
+             # versions, its root cause (a key of repro/root-causes.toml) and the upstream issue\n\
+             # where one exists. A sweep fails when a divergence here no longer shows on a backend\n\
+             # that ran (fixed? update this file) or when one shows that is not here.\n\
+             # `[<id>.predicted.<backend>]` is a divergence read from candle's source on a backend no\n\
+             # run has shown it on (the cell that would show it, the source and a quote); it is never\n\
+             # reported as observed, and the first run on that backend confirms or refutes it\n\
+             # (`--bless` records the outcome). `observed = false`: predictions only.\n\n",
         );
         s.push_str(&toml::to_string(&self.entries).expect("serialisable"));
         s
@@ -84,6 +158,11 @@ pub enum Status {
     Fixed,
     /// In the manifest, but its op was not swept in this run (filtered or out of budget).
     NotRun,
+    /// Predicted from source on this backend and now observed: `--bless` records it.
+    Confirmed,
+    /// Predicted from source on a backend that ran the op, and not observed: `--bless`
+    /// records the refutation.
+    Refuted,
 }
 
 /// Compares what a run saw (`id → backends`) with the manifest, for the backends that ran.
@@ -107,8 +186,21 @@ pub fn check(
                     .iter()
                     .filter(|b| ran_backends.contains(b) && !backends.contains(*b))
                     .collect();
+                let confirmed: Vec<&String> = missing
+                    .iter()
+                    .copied()
+                    .filter(|b| k.predicted.get(*b).is_some_and(Prediction::open))
+                    .collect();
                 if missing.is_empty() && gone.is_empty() {
                     (Status::Expected, "expected failure".to_string())
+                } else if !confirmed.is_empty()
+                    && confirmed.len() == missing.len()
+                    && gone.is_empty()
+                {
+                    (
+                        Status::Confirmed,
+                        format!("predicted from source on {confirmed:?} and now observed: record it with --bless"),
+                    )
                 } else if missing.is_empty() {
                     (
                         Status::Fixed,
@@ -128,6 +220,30 @@ pub fn check(
             ),
         };
         out.insert(id.clone(), status);
+    }
+    // Open predictions on a backend that swept the op and did not see them: refuted.
+    for (id, k) in &known.entries {
+        if out.contains_key(id) {
+            continue;
+        }
+        let refuted: Vec<&String> = k
+            .predicted
+            .iter()
+            .filter(|(b, p)| p.open() && ran_backends.contains(b))
+            .map(|(b, _)| b)
+            .collect();
+        if refuted.is_empty() {
+            continue;
+        }
+        if op_of(id).is_some_and(|op| ops_completed.contains(&op)) {
+            out.insert(
+                id.clone(),
+                (
+                    Status::Refuted,
+                    format!("predicted from source on {refuted:?}, not observed: record it with --bless"),
+                ),
+            );
+        }
     }
     for (id, k) in &known.entries {
         if out.contains_key(id) || !k.observed {
@@ -153,4 +269,192 @@ pub fn check(
         out.insert(id.clone(), status);
     }
     out
+}
+
+/// What one run saw of one divergence, for `apply_run`.
+pub struct Seen {
+    pub id: String,
+    pub category: String,
+    pub backends: BTreeSet<String>,
+}
+
+/// Rewrites the manifest from a run that finished every op it was asked for (`--bless`): the
+/// backends that ran are replaced by what they showed, open predictions on them become
+/// `confirmed` or `refuted`, and entries no run shows any more are dropped (predictions stay).
+/// `devices` names the device behind each backend that ran.
+pub fn apply_run(
+    known: &mut KnownSet,
+    seen: &[Seen],
+    ran: &[String],
+    ops_completed: &BTreeSet<String>,
+    op_of: impl Fn(&str) -> Option<String>,
+    devices: &BTreeMap<String, String>,
+    candle: &str,
+) {
+    for k in known.entries.values_mut() {
+        k.backends.retain(|b| !ran.contains(b));
+        k.devices.retain(|b, _| !ran.contains(b));
+    }
+    for d in seen {
+        let k = known.entries.entry(d.id.clone()).or_insert_with(|| Known {
+            category: d.category.clone(),
+            backends: vec![],
+            first_seen: candle.into(),
+            candle: candle.into(),
+            devices: BTreeMap::new(),
+            observed: true,
+            upstream: None,
+            note: None,
+            root_cause: None,
+            predicted: BTreeMap::new(),
+        });
+        k.candle = candle.into();
+        k.observed = true;
+        for b in &d.backends {
+            if !k.backends.contains(b) {
+                k.backends.push(b.clone());
+            }
+            if let Some(dev) = devices.get(b) {
+                k.devices.insert(b.clone(), dev.clone());
+            }
+            if let Some(p) = k.predicted.get_mut(b).filter(|p| p.open()) {
+                p.outcome = Some(format!(
+                    "confirmed with candle {candle} on {}",
+                    devices.get(b).map_or(b.as_str(), String::as_str)
+                ));
+            }
+        }
+        k.backends.sort();
+    }
+    let seen_ids: BTreeSet<&str> = seen.iter().map(|d| d.id.as_str()).collect();
+    for (id, k) in known.entries.iter_mut() {
+        let swept = op_of(id).is_some_and(|op| ops_completed.contains(&op));
+        for (b, p) in k.predicted.iter_mut() {
+            if p.open() && swept && ran.contains(b) && !seen_ids.contains(id.as_str()) {
+                p.outcome = Some(format!(
+                    "refuted with candle {candle} on {}",
+                    devices.get(b).map_or(b.as_str(), String::as_str)
+                ));
+            }
+        }
+        if k.backends.is_empty() && !k.predicted.is_empty() {
+            // Only predictions left: nothing observed any more.
+            k.observed = false;
+        }
+    }
+    known
+        .entries
+        .retain(|_, k| !k.backends.is_empty() || !k.predicted.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction() -> Prediction {
+        Prediction {
+            cell: "f32, src transposed".into(),
+            source: "candle-core-0.11.1/src/metal_backend/mod.rs:gather".into(),
+            quote: "let src = buffer_o(...)".into(),
+            confidence: "high".into(),
+            outcome: None,
+        }
+    }
+
+    fn set() -> KnownSet {
+        let predicted_only = Known {
+            category: "wrong-result".into(),
+            backends: vec![],
+            first_seen: "0.11.1".into(),
+            candle: "0.11.1".into(),
+            devices: BTreeMap::new(),
+            observed: false,
+            upstream: None,
+            note: None,
+            root_cause: None,
+            predicted: BTreeMap::from([("metal".to_string(), prediction())]),
+        };
+        let also_on_cpu = Known {
+            backends: vec!["cpu".into()],
+            observed: true,
+            ..predicted_only.clone()
+        };
+        KnownSet {
+            entries: BTreeMap::from([
+                ("gather-fwd-wrong-result".to_string(), predicted_only),
+                (
+                    "gather-fwd-unimplemented-src-transposed".to_string(),
+                    also_on_cpu,
+                ),
+            ]),
+        }
+    }
+
+    fn op_of(_: &str) -> Option<String> {
+        Some("gather".into())
+    }
+
+    /// The first Mac run turns every prediction into confirmed or refuted, with no hand edit:
+    /// the run itself fails until blessed, and the blessed manifest then checks clean.
+    #[test]
+    fn a_first_run_confirms_or_refutes_each_prediction() {
+        let mut known = set();
+        let ran = vec!["cpu".to_string(), "metal".to_string()];
+        let done = BTreeSet::from(["gather".to_string()]);
+        // The Mac run shows the transposed-src divergence on both backends, not the other.
+        let seen_map = BTreeMap::from([(
+            "gather-fwd-unimplemented-src-transposed".to_string(),
+            BTreeSet::from(["cpu".to_string(), "metal".to_string()]),
+        )]);
+        let st = check(&known, &seen_map, &ran, &done, op_of);
+        assert_eq!(
+            st["gather-fwd-unimplemented-src-transposed"].0,
+            Status::Confirmed
+        );
+        assert_eq!(st["gather-fwd-wrong-result"].0, Status::Refuted);
+        // A CPU-only run says nothing about Metal predictions.
+        let cpu_only = check(
+            &known,
+            &BTreeMap::from([(
+                "gather-fwd-unimplemented-src-transposed".to_string(),
+                BTreeSet::from(["cpu".to_string()]),
+            )]),
+            &["cpu".to_string()],
+            &done,
+            op_of,
+        );
+        assert_eq!(
+            cpu_only["gather-fwd-unimplemented-src-transposed"].0,
+            Status::Expected
+        );
+        assert!(!cpu_only.contains_key("gather-fwd-wrong-result"));
+
+        let seen = vec![Seen {
+            id: "gather-fwd-unimplemented-src-transposed".into(),
+            category: "unimplemented".into(),
+            backends: BTreeSet::from(["cpu".to_string(), "metal".to_string()]),
+        }];
+        let devices = BTreeMap::from([
+            ("cpu".to_string(), "cpu (Apple M2)".to_string()),
+            ("metal".to_string(), "metal:0 (Apple M2)".to_string()),
+        ]);
+        apply_run(&mut known, &seen, &ran, &done, op_of, &devices, "0.11.1");
+        let t = &known.entries["gather-fwd-unimplemented-src-transposed"];
+        assert_eq!(t.backends, ["cpu", "metal"]);
+        assert!(t.predicted["metal"]
+            .outcome
+            .as_deref()
+            .unwrap()
+            .starts_with("confirmed"));
+        let w = &known.entries["gather-fwd-wrong-result"];
+        assert!(!w.observed);
+        assert!(w.predicted["metal"]
+            .outcome
+            .as_deref()
+            .unwrap()
+            .starts_with("refuted"));
+        // After the bless the same run checks clean.
+        let st = check(&known, &seen_map, &ran, &done, op_of);
+        assert!(st.values().all(|(s, _)| *s == Status::Expected), "{st:?}");
+    }
 }

@@ -60,6 +60,14 @@ pub enum OutputCheck {
     Argmax,
 }
 
+/// The op a divergence id belongs to: the longest op name (in kebab case) that prefixes it.
+pub fn op_of(id: &str) -> Option<String> {
+    OPS.iter()
+        .filter(|o| id.starts_with(&format!("{}-", o.name.replace('_', "-"))))
+        .max_by_key(|o| o.name.len())
+        .map(|o| o.name.to_string())
+}
+
 pub struct Op {
     pub name: &'static str,
     /// The call as a reader would write it, for reports.

@@ -622,14 +622,7 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
         .iter()
         .map(|(id, d)| (id.clone(), d.backends.clone()))
         .collect();
-    let op_of = |id: &str| {
-        ops::OPS
-            .iter()
-            .filter(|o| id.starts_with(&format!("{}-", o.name.replace('_', "-"))))
-            .max_by_key(|o| o.name.len())
-            .map(|o| o.name.to_string())
-    };
-    let mut statuses = known::check(&known, &seen, &backends, &completed, op_of);
+    let mut statuses = known::check(&known, &seen, &backends, &completed, ops::op_of);
     // Ids come from shrinking the first cell that shows a divergence, so other cells (another
     // seed or --cases) can name a known divergence differently: only the blessed settings can
     // say a divergence is gone.
@@ -727,45 +720,42 @@ pub fn write_outputs(cfg: &SweepConfig, r: &SweepReport) -> std::io::Result<Vec<
 /// run are kept.
 pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String> {
     let mut known = KnownSet::load(&cfg.manifest)?;
-    let ran: Vec<&String> = r.backends.iter().collect();
-    // Drop this run's backends from every entry, then add back what was seen.
-    for k in known.entries.values_mut() {
-        if k.observed {
-            k.backends.retain(|b| !ran.contains(&b));
-            k.devices.retain(|b, _| !ran.contains(&b));
-        }
-    }
-    for d in &r.divergences {
-        let k = known
-            .entries
-            .entry(d.id.clone())
-            .or_insert_with(|| known::Known {
-                category: d.category.as_str().into(),
-                backends: vec![],
-                first_seen: r.candle_version.clone(),
-                candle: r.candle_version.clone(),
-                devices: BTreeMap::new(),
-                observed: true,
-                upstream: None,
-                note: None,
-            });
-        k.candle = r.candle_version.clone();
-        for b in &d.backends {
-            if !k.backends.contains(b) {
-                k.backends.push(b.clone());
-            }
+    let seen: Vec<known::Seen> = r
+        .divergences
+        .iter()
+        .map(|d| known::Seen {
+            id: d.id.clone(),
+            category: d.category.as_str().into(),
+            backends: d.backends.clone(),
+        })
+        .collect();
+    let completed: BTreeSet<String> = r
+        .ops
+        .iter()
+        .filter(|(_, o)| o.completed)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let devices: BTreeMap<String, String> = r
+        .backends
+        .iter()
+        .map(|b| {
             let dev = if *b == r.target.backend {
                 device_line(&r.target)
             } else {
                 "cpu".into()
             };
-            k.devices.insert(b.clone(), dev);
-        }
-        k.backends.sort();
-    }
-    known
-        .entries
-        .retain(|_, k| !k.observed || !k.backends.is_empty());
+            (b.clone(), dev)
+        })
+        .collect();
+    known::apply_run(
+        &mut known,
+        &seen,
+        &r.backends,
+        &completed,
+        ops::op_of,
+        &devices,
+        &r.candle_version,
+    );
     write_atomic(&cfg.manifest, &known.to_toml()).map_err(|e| e.to_string())?;
     let mut written = vec![cfg.manifest.clone()];
     // Repros are written only by a run that saw every backend the manifest lists for them, so
@@ -835,26 +825,95 @@ pub fn write_status(
             }
         }
     }
-    md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run). \"First seen\" is the oldest candle version in `reports/matrix.md` whose sweep showed it (else the manifest's `first_seen`).\n\n| divergence | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|\n");
+    // Root causes first: what a maintainer fixes; ids are its symptoms.
+    let root_causes = known::load_root_causes(&sweep_manifest.with_file_name("root-causes.toml"))
+        .unwrap_or_default();
+    if !root_causes.is_empty() {
+        let bugs: Vec<(&String, &known::RootCause)> = root_causes
+            .iter()
+            .filter(|(k, _)| known::RootCause::is_bug(k))
+            .collect();
+        // A root cause's backends: where the manifest observed any of its ids (cases: as the
+        // root-cause file says).
+        let backends_of = |r: &known::RootCause| -> Vec<String> {
+            let mut b: BTreeSet<String> = r
+                .ids
+                .iter()
+                .filter_map(|id| known.entries.get(id))
+                .flat_map(|k| k.backends.iter().cloned())
+                .collect();
+            if r.ids.iter().all(|id| id.starts_with("case:")) {
+                b.extend(r.backends.iter().cloned());
+            }
+            b.into_iter().collect()
+        };
+        let on = |b: &str| {
+            bugs.iter()
+                .filter(|(_, r)| backends_of(r).iter().any(|x| x == b))
+                .count()
+        };
+        let ids_on = |b: &str| {
+            known
+                .entries
+                .values()
+                .filter(|k| k.backends.iter().any(|x| x == b))
+                .count()
+        };
+        md.push_str(&format!(
+            "\n## Root causes\n\n{} root causes in candle behind the observed divergences and cases ({} on cpu, {} on cuda, 0 observed on metal); {} divergence ids observed ({} on cpu, {} on cuda). Each root cause is read from candle's source (`repro/root-causes.toml`).\n\n| root cause | backends | ids | upstream |\n|---|---|---|---|\n",
+            bugs.len(),
+            on("cpu"),
+            on("cuda"),
+            known.entries.values().filter(|k| k.observed).count(),
+            ids_on("cpu"),
+            ids_on("cuda"),
+        ));
+        for (key, r) in &bugs {
+            md.push_str(&format!(
+                "| `{key}`<br>{} | {} | {} | {} |\n",
+                r.title,
+                backends_of(r).join(", "),
+                r.ids.len(),
+                if r.upstream.is_empty() {
+                    "none found".to_string()
+                } else {
+                    format!("[link]({})", r.upstream)
+                }
+            ));
+        }
+    }
+    md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run). \"predicted (not observed)\" is read from candle's source (the evidence is in `repro/sweep-known.toml`); the first run on that backend confirms or refutes it. \"First seen\" is the oldest candle version in `reports/matrix.md` whose sweep showed it (else the manifest's `first_seen`).\n\n| divergence | root cause | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|---|\n");
     let ran: BTreeSet<&str> = runs.iter().map(|(b, _)| *b).collect();
     let matrix = first_seen_in_matrix(report_dir);
     for (id, k) in &known.entries {
         let cell = |b: &str| {
+            let prediction = k.predicted.get(b);
             if k.backends.iter().any(|x| x == b) {
-                if k.observed {
-                    "✗".to_string()
-                } else {
-                    "source only".into()
-                }
+                "✗".to_string()
+            } else if prediction.is_some_and(|p| p.open()) {
+                format!(
+                    "predicted (not observed; {} confidence)",
+                    prediction.unwrap().confidence
+                )
+            } else if prediction.is_some_and(|p| {
+                p.outcome
+                    .as_deref()
+                    .is_some_and(|o| o.starts_with("refuted"))
+            }) {
+                "predicted, refuted".into()
             } else if ran.contains(b) {
                 "·".into()
             } else {
                 String::new()
             }
         };
+        // A run's title names the backends that run saw; the manifest knows them all.
         let title = titles
             .get(id)
-            .map(|t| format!("<br>{t}"))
+            .map(|t| {
+                let what = t.rsplit_once(" on ").map_or(t.as_str(), |(w, _)| w);
+                format!("<br>{what} on {}", k.backends.join(" and "))
+            })
             .unwrap_or_default();
         let report = k
             .backends
@@ -869,7 +928,11 @@ pub fn write_status(
             .map(|b| format!("[report](sweep/{b}/{id}.md)"))
             .unwrap_or_default();
         md.push_str(&format!(
-            "| `{id}`{title} | {} | {} | {} | {} | {} | {} | {report} |\n",
+            "| `{id}`{title} | {} | {} | {} | {} | {} | {} | {} | {report} |\n",
+            k.root_cause
+                .as_deref()
+                .map(|r| format!("`{r}`"))
+                .unwrap_or_default(),
             k.category,
             cell("cpu"),
             cell("cuda"),
