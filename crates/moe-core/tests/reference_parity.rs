@@ -1,0 +1,3 @@
+//! (work in progress) Every strategy against the plain-Rust reference in `reference/`.
+
+mod reference;
