@@ -392,6 +392,10 @@ impl MoeBlock {
             Dispatch::Dense => self.dense_forward(x)?,
             Dispatch::OneHotMatmul => self.onehot_forward(x)?,
         };
+        if cfg!(feature = "planted-bug-no-residual") {
+            // A deliberate bug shared by every strategy, for tests/reference_parity.rs to catch.
+            return Ok(y);
+        }
         x + y
     }
 
