@@ -502,6 +502,10 @@ impl MoeBlock {
     /// Only the routing part of `forward` under `dispatch` (router matmul, softmax, top-K, and
     /// the host read or the device mask): for timing where the forward's time goes.
     pub fn route(&self, x: &Tensor, dispatch: Dispatch) -> Result<()> {
+        if dispatch == Dispatch::Sorted {
+            // Its own routing: top-K of the logits, no full softmax.
+            return self.sorted_routing(x).map(|_| ());
+        }
         let probs = self.probs(x)?;
         match dispatch {
             Dispatch::HostTopK => {
@@ -515,9 +519,7 @@ impl MoeBlock {
                 let (idx, gates) = self.device_topk(&probs)?;
                 self.gate_matrix(&idx, &gates)?;
             }
-            Dispatch::Sorted => {
-                self.sorted_routing(&probs)?;
-            }
+            Dispatch::Sorted => unreachable!("routed above"),
         }
         Ok(())
     }
@@ -702,9 +704,29 @@ impl MoeBlock {
     /// Device top-K, one host read of the expert ids, and a counting sort by expert (stable: rows
     /// keep slot order within an expert) into a capacity layout; the three index tensors go to
     /// the device in one upload.
-    fn sorted_routing(&self, probs: &Tensor) -> Result<SortedRouting> {
+    ///
+    /// The host read stays because candle's shapes live on the host: the capacity C (the busiest
+    /// expert's count) sizes the batched matmuls, so some count must come back before they are
+    /// launched; reading the (T, K) ids instead of only the E counts costs the same sync and lets
+    /// the sort run on the host instead of as a dozen small device kernels.
+    ///
+    /// The gates are the softmax of the K selected logits, which equals the full softmax
+    /// renormalised over the top K (the full denominator cancels) at a fraction of the ops, in
+    /// both passes; top-K of the logits is top-K of the probabilities.
+    fn sorted_routing(&self, x: &Tensor) -> Result<SortedRouting> {
         let (k, e_count) = (self.config.k, self.config.e);
-        let (idx, gates) = self.device_topk(probs)?;
+        let logits = x.matmul(self.router.as_tensor())?;
+        let logits = if logits.dtype() == DType::F64 {
+            logits
+        } else {
+            logits.to_dtype(DType::F32)?
+        };
+        let idx = logits
+            .detach()
+            .arg_sort_last_dim(false)?
+            .narrow(1, 0, k)?
+            .contiguous()?;
+        let gates = softmax_f32(&logits.gather(&idx, 1)?)?.to_dtype(self.config.dtype)?;
         let chosen = self.read::<u32>(&idx)?;
         let t = chosen.len();
         let mut counts = vec![0usize; e_count];
@@ -727,7 +749,7 @@ impl MoeBlock {
                 index[2 * rows + slot] = row as u32;
             }
         }
-        let index = Tensor::from_vec(index, 2 * rows + t * k, probs.device())?;
+        let index = Tensor::from_vec(index, 2 * rows + t * k, x.device())?;
         let layout = CapacityLayout {
             experts: e_count,
             capacity,
@@ -748,7 +770,7 @@ impl MoeBlock {
     fn sorted_forward(&self, x: &Tensor) -> Result<Tensor> {
         let (t, d) = x.dims2()?;
         let k = self.config.k;
-        let routing = self.sorted_routing(&self.probs(x)?)?;
+        let routing = self.sorted_routing(x)?;
         let CapacityLayout {
             experts, capacity, ..
         } = routing.layout;
