@@ -1,5 +1,5 @@
 //! A mixture-of-experts block for candle: router linear → softmax → top-K → renormalised gates,
-//! E SwiGLU expert MLPs, residual. One set of weights, four dispatch strategies chosen at run time:
+//! E SwiGLU expert MLPs, residual. One set of weights, six dispatch strategies chosen at run time:
 //!
 //! - `host-topk`: candle-transformers' `mixtral.rs` `SparseMoeBlock`, step for step — the router
 //!   probabilities go to the host (`to_vec2`, one device sync per call), top-K is picked there,
