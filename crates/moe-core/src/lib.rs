@@ -206,7 +206,9 @@ impl CapacityLayout {
 /// gradient candle gives `index_select`, whose CUDA kernel is serial over the indexed rows
 /// (repro `index_add_rows`). Every forward is candle's own `index_select` on the backend's
 /// storage, so an index of `u32::MAX` yields a zero row there as in candle (the padding rows use
-/// it). The backward is not itself differentiable again (candle detaches gradients by default).
+/// it). The backward gathers with candle's `index_select`: candle detaches gradients by default,
+/// so it records nothing; a second-order gradient (with `CANDLE_GRAD_DO_NOT_DETACH`) would go
+/// through `index_add`.
 pub struct GatherRows {
     /// (n · grad_fold,) u32: for each gradient row of the source, the output row it reads.
     pub grad_index: Tensor,
