@@ -16,7 +16,7 @@ struct Args {
     /// auto, cpu, cuda[:N] or metal[:N].
     #[arg(long, env = harness::DEVICE_ENV, default_value = "auto")]
     device: String,
-    /// host-topk, gather, scatter-add, dense, onehot-mm, or auto (time one training step of
+    /// host-topk, gather, scatter-add, dense, onehot-mm, sorted, or auto (time one training step of
     /// every router-training strategy here and use the fastest).
     #[arg(long, default_value = "dense")]
     dispatch: String,

@@ -1,5 +1,5 @@
 //! A mixture-of-experts block for candle: router linear → softmax → top-K → renormalised gates,
-//! E SwiGLU expert MLPs, residual. One set of weights, four dispatch strategies chosen at run time:
+//! E SwiGLU expert MLPs, residual. One set of weights, six dispatch strategies chosen at run time:
 //!
 //! - `host-topk`: candle-transformers' `mixtral.rs` `SparseMoeBlock`, step for step — the router
 //!   probabilities go to the host (`to_vec2`, one device sync per call), top-K is picked there,
@@ -18,11 +18,24 @@
 //!   a one-hot selection matrix (n_e × T) built on the device, so neither direction uses
 //!   `index_select`/`index_add`/`scatter_add`, whose CUDA kernels are serial over the rows
 //!   (repro `index_add_rows`). Costs 2·T·K·T·D extra FLOPs per pass.
+//! - `sorted`: device top-K, then one host read of the (T, K) expert ids (their counts size the
+//!   layout) and a counting sort by expert into a capacity layout (E, C, D), C the busiest
+//!   expert's row count; its index tensors go back in one upload. One row gather moves all T·K
+//!   rows into that layout, one batched matmul per projection runs every expert, and one row
+//!   gather by the inverse permutation brings the rows back, weighted by the gates and summed
+//!   over K. Both gathers are a custom op ([`GatherRows`]) whose forward is candle's
+//!   `index_select` and whose backward is the gather by the *other* permutation, so neither pass
+//!   runs `index_add`/`scatter_add` (no atomics, deterministic). The padding rows (E·C − T·K)
+//!   are zero and cost FLOPs: [`MoeBlock::last_capacity_layout`] reports them. The router trains.
 //!
 //! Softmax is written with differentiable tensor ops (candle-nn's fused `softmax_last_dim` has
 //! no backward) and computed in f32 whatever the weights' dtype.
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp2, DType, Device, Layout, MetalStorage, Result, Shape, Tensor,
+    Var, D,
+};
 use std::cell::Cell;
 use std::str::FromStr;
 
@@ -33,15 +46,17 @@ pub enum Dispatch {
     ScatterAdd,
     Dense,
     OneHotMatmul,
+    Sorted,
 }
 
 impl Dispatch {
-    pub const ALL: [Dispatch; 5] = [
+    pub const ALL: [Dispatch; 6] = [
         Dispatch::HostTopK,
         Dispatch::Gather,
         Dispatch::ScatterAdd,
         Dispatch::Dense,
         Dispatch::OneHotMatmul,
+        Dispatch::Sorted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +66,7 @@ impl Dispatch {
             Dispatch::ScatterAdd => "scatter-add",
             Dispatch::Dense => "dense",
             Dispatch::OneHotMatmul => "onehot-mm",
+            Dispatch::Sorted => "sorted",
         }
     }
 
@@ -94,7 +110,11 @@ impl FromStr for Dispatch {
             .into_iter()
             .find(|d| d.name() == s)
             .ok_or_else(|| {
-                format!("unknown dispatch `{s}`: expected host-topk, gather, scatter-add, dense or onehot-mm")
+                let names: Vec<&str> = Dispatch::ALL.iter().map(|d| d.name()).collect();
+                format!(
+                    "unknown dispatch `{s}`: expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -153,6 +173,153 @@ pub struct MoeBlock {
     pub experts: Vec<Expert>,
     /// Host reads issued by forward passes (each one a device sync).
     syncs: Cell<usize>,
+    /// The capacity layout of the last `sorted` routing.
+    last_layout: Cell<Option<CapacityLayout>>,
+}
+
+/// How the `sorted` strategy laid out one batch: E blocks of `capacity` rows for `routed` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapacityLayout {
+    pub experts: usize,
+    /// Rows per expert block: the busiest expert's count.
+    pub capacity: usize,
+    /// T·K: the rows that carry a token.
+    pub routed: usize,
+}
+
+impl CapacityLayout {
+    /// Rows the batched matmuls run: E·C.
+    pub fn rows(&self) -> usize {
+        self.experts * self.capacity
+    }
+
+    /// Fraction of the expert FLOPs spent on padding: (E·C − T·K) / (E·C).
+    pub fn padding_fraction(&self) -> f64 {
+        (self.rows() - self.routed) as f64 / self.rows() as f64
+    }
+}
+
+/// Row gather `src[index]` (dim 0) whose gradient is again a row gather: of the output's
+/// gradient by `grad_index`, summed over consecutive groups of `grad_fold` rows. With `index` a
+/// permutation and `grad_index` its inverse (fold 1), or `index` the token of each sorted row and
+/// `grad_index` each (token, slot)'s sorted row (fold K), neither pass needs `index_add` — the
+/// gradient candle gives `index_select`, whose CUDA kernel is serial over the indexed rows
+/// (repro `index_add_rows`). Every forward is candle's own `index_select` on the backend's
+/// storage, so an index of `u32::MAX` yields a zero row there as in candle (the padding rows use
+/// it). The backward gathers with candle's `index_select`: candle detaches gradients by default,
+/// so it records nothing; a second-order gradient (with `CANDLE_GRAD_DO_NOT_DETACH`) would go
+/// through `index_add`.
+pub struct GatherRows {
+    /// (n · grad_fold,) u32: for each gradient row of the source, the output row it reads.
+    pub grad_index: Tensor,
+    pub grad_fold: usize,
+}
+
+impl GatherRows {
+    /// `src[index]` for src (N, …) and index (M,) u32; the gradient as described on the type.
+    pub fn apply(
+        src: &Tensor,
+        index: &Tensor,
+        grad_index: &Tensor,
+        grad_fold: usize,
+    ) -> Result<Tensor> {
+        // The CUDA and CPU index_select kernels read a contiguous source.
+        src.contiguous()?.apply_op2(
+            index,
+            GatherRows {
+                grad_index: grad_index.clone(),
+                grad_fold,
+            },
+        )
+    }
+
+    fn out_shape(src: &Layout, index: &Layout) -> Result<Shape> {
+        let [rows] = index.dims() else {
+            candle_core::bail!("gather-rows: index must be 1-D, got {:?}", index.dims())
+        };
+        let mut dims = src.dims().to_vec();
+        dims[0] = *rows;
+        Ok(Shape::from(dims))
+    }
+}
+
+impl CustomOp2 for GatherRows {
+    fn name(&self) -> &'static str {
+        "moe-gather-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        src: &CpuStorage,
+        src_l: &Layout,
+        index: &CpuStorage,
+        index_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = src.index_select(index, src_l, index_l, 0)?;
+        Ok((out, Self::out_shape(src_l, index_l)?))
+    }
+
+    fn cuda_fwd(
+        &self,
+        src: &CudaStorage,
+        src_l: &Layout,
+        index: &CudaStorage,
+        index_l: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let out = src.index_select(index, src_l, index_l, 0)?;
+        Ok((out, Self::out_shape(src_l, index_l)?))
+    }
+
+    fn metal_fwd(
+        &self,
+        src: &MetalStorage,
+        src_l: &Layout,
+        index: &MetalStorage,
+        index_l: &Layout,
+    ) -> Result<(MetalStorage, Shape)> {
+        let out = src.index_select(index, src_l, index_l, 0)?;
+        Ok((out, Self::out_shape(src_l, index_l)?))
+    }
+
+    fn bwd(
+        &self,
+        src: &Tensor,
+        _index: &Tensor,
+        _out: &Tensor,
+        grad_out: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let rows = grad_out.contiguous()?.index_select(&self.grad_index, 0)?;
+        let grad_src = if self.grad_fold == 1 {
+            rows
+        } else {
+            let mut dims = rows.dims().to_vec();
+            dims[0] /= self.grad_fold;
+            dims.insert(1, self.grad_fold);
+            rows.reshape(dims)?.sum(1)?
+        };
+        if grad_src.dims() != src.dims() {
+            candle_core::bail!(
+                "gather-rows: gradient {:?} for a source {:?}",
+                grad_src.dims(),
+                src.dims()
+            )
+        }
+        Ok((Some(grad_src), None))
+    }
+}
+
+/// The `sorted` strategy's routing of one batch: the T·K (token, slot) rows counting-sorted by
+/// expert into E blocks of `layout.capacity` rows.
+struct SortedRouting {
+    /// (T, K) renormalised gates in the block's dtype; differentiable w.r.t. the router.
+    gates: Tensor,
+    /// (E·C,) u32: the token each capacity row holds; u32::MAX (a zero row) for padding.
+    row_token: Tensor,
+    /// (E·C,) u32: the slot t·K + k each capacity row answers; u32::MAX for padding.
+    row_slot: Tensor,
+    /// (T·K,) u32: the capacity row of each slot (the inverse of `row_slot`).
+    slot_row: Tensor,
+    layout: CapacityLayout,
 }
 
 /// Each row's top-K (descending, ties to the lower index) of host data.
@@ -201,6 +368,7 @@ impl MoeBlock {
             router,
             experts,
             syncs: Cell::new(0),
+            last_layout: Cell::new(None),
         })
     }
 
@@ -227,6 +395,7 @@ impl MoeBlock {
             router: v(router)?,
             experts,
             syncs: Cell::new(0),
+            last_layout: Cell::new(None),
         })
     }
 
@@ -293,6 +462,12 @@ impl MoeBlock {
         self.syncs.get()
     }
 
+    /// The capacity layout of the last `sorted` forward (or `route`), if any: its padding rows
+    /// are FLOPs the batched matmuls spend on zeros.
+    pub fn last_capacity_layout(&self) -> Option<CapacityLayout> {
+        self.last_layout.get()
+    }
+
     fn read<T: candle_core::WithDType>(&self, t: &Tensor) -> Result<Vec<Vec<T>>> {
         self.syncs.set(self.syncs.get() + 1);
         t.to_vec2::<T>()
@@ -329,6 +504,10 @@ impl MoeBlock {
     /// Only the routing part of `forward` under `dispatch` (router matmul, softmax, top-K, and
     /// the host read or the device mask): for timing where the forward's time goes.
     pub fn route(&self, x: &Tensor, dispatch: Dispatch) -> Result<()> {
+        if dispatch == Dispatch::Sorted {
+            // Its own routing: top-K of the logits, no full softmax.
+            return self.sorted_routing(x).map(|_| ());
+        }
         let probs = self.probs(x)?;
         match dispatch {
             Dispatch::HostTopK => {
@@ -342,6 +521,7 @@ impl MoeBlock {
                 let (idx, gates) = self.device_topk(&probs)?;
                 self.gate_matrix(&idx, &gates)?;
             }
+            Dispatch::Sorted => unreachable!("routed above"),
         }
         Ok(())
     }
@@ -391,6 +571,7 @@ impl MoeBlock {
             Dispatch::Gather | Dispatch::ScatterAdd => self.sparse_forward(x, dispatch)?,
             Dispatch::Dense => self.dense_forward(x)?,
             Dispatch::OneHotMatmul => self.onehot_forward(x)?,
+            Dispatch::Sorted => self.sorted_forward(x)?,
         };
         if cfg!(feature = "planted-bug-no-residual") {
             // A deliberate bug shared by every strategy, for tests/reference_parity.rs to catch.
@@ -524,6 +705,97 @@ impl MoeBlock {
             out = (out + select.t()?.matmul(&y)?)?;
         }
         Ok(out)
+    }
+
+    /// Device top-K, one host read of the expert ids, and a counting sort by expert (stable: rows
+    /// keep slot order within an expert) into a capacity layout; the three index tensors go to
+    /// the device in one upload.
+    ///
+    /// The host read stays because candle's shapes live on the host: the capacity C (the busiest
+    /// expert's count) sizes the batched matmuls, so some count must come back before they are
+    /// launched; reading the (T, K) ids instead of only the E counts costs the same sync and lets
+    /// the sort run on the host instead of as a dozen small device kernels.
+    ///
+    /// The gates are the softmax of the K selected logits, which equals the full softmax
+    /// renormalised over the top K (the full denominator cancels) at a fraction of the ops, in
+    /// both passes; top-K of the logits is top-K of the probabilities.
+    fn sorted_routing(&self, x: &Tensor) -> Result<SortedRouting> {
+        let (k, e_count) = (self.config.k, self.config.e);
+        let logits = x.matmul(self.router.as_tensor())?;
+        let logits = if logits.dtype() == DType::F64 {
+            logits
+        } else {
+            logits.to_dtype(DType::F32)?
+        };
+        let idx = logits
+            .detach()
+            .arg_sort_last_dim(false)?
+            .narrow(1, 0, k)?
+            .contiguous()?;
+        let gates = softmax_f32(&logits.gather(&idx, 1)?)?.to_dtype(self.config.dtype)?;
+        let chosen = self.read::<u32>(&idx)?;
+        let t = chosen.len();
+        let mut counts = vec![0usize; e_count];
+        for &e in chosen.iter().flatten() {
+            counts[e as usize] += 1;
+        }
+        let capacity = counts.iter().copied().max().unwrap_or(0).max(1);
+        let rows = e_count * capacity;
+        // One buffer, three views: row_token (E·C) | row_slot (E·C) | slot_row (T·K).
+        let mut index = vec![u32::MAX; 2 * rows + t * k];
+        let mut filled = vec![0usize; e_count];
+        for (tok, sel) in chosen.iter().enumerate() {
+            for (slot, &e) in sel.iter().enumerate() {
+                let e = e as usize;
+                let row = e * capacity + filled[e];
+                filled[e] += 1;
+                let slot = tok * k + slot;
+                index[row] = tok as u32;
+                index[rows + row] = slot as u32;
+                index[2 * rows + slot] = row as u32;
+            }
+        }
+        let index = Tensor::from_vec(index, 2 * rows + t * k, x.device())?;
+        let layout = CapacityLayout {
+            experts: e_count,
+            capacity,
+            routed: t * k,
+        };
+        self.last_layout.set(Some(layout));
+        Ok(SortedRouting {
+            gates,
+            row_token: index.narrow(0, 0, rows)?,
+            row_slot: index.narrow(0, rows, rows)?,
+            slot_row: index.narrow(0, 2 * rows, t * k)?,
+            layout,
+        })
+    }
+
+    /// Experts on their rows in an (E, C, D) capacity layout: one gather in, one batched matmul
+    /// per projection, one gather back; no index_add in either pass.
+    fn sorted_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (t, d) = x.dims2()?;
+        let k = self.config.k;
+        let routing = self.sorted_routing(x)?;
+        let CapacityLayout {
+            experts, capacity, ..
+        } = routing.layout;
+        // Dispatch: the token of every capacity row (padding reads zeros). Its gradient: each
+        // (token, slot)'s row, summed over the K slots of a token.
+        let rows = GatherRows::apply(x, &routing.row_token, &routing.slot_row, k)?
+            .reshape((experts, capacity, d))?;
+        // Zero padding rows stay zero through SwiGLU (silu(0)·0 = 0), and their gradient is zero
+        // too (the combine's gradient reads u32::MAX there), so they add nothing to any weight.
+        let (w_gate, w_up, w_down) = self.stacked()?;
+        let h = (rows.matmul(&w_gate)?.silu()? * rows.matmul(&w_up)?)?;
+        let y = h.matmul(&w_down)?.reshape((experts * capacity, d))?;
+        // Combine: back to (token, slot) order by the inverse permutation; its gradient is the
+        // gather by the permutation itself.
+        let per_slot =
+            GatherRows::apply(&y, &routing.slot_row, &routing.row_slot, 1)?.reshape((t, k, d))?;
+        // The gates' gradient is the per-row dot product of the expert outputs with the output
+        // gradient: broadcast_mul's backward, summed over D.
+        per_slot.broadcast_mul(&routing.gates.unsqueeze(2)?)?.sum(1)
     }
 
     /// Every expert on every token; the top-K mask built on the device. No host sync.

@@ -32,8 +32,8 @@ fn runs_every_strategy_at_toy_sizes() {
     );
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let records = json["records"].as_array().unwrap();
-    // 2 passes × (5 strategies + the dense-active FFN)
-    assert_eq!(records.len(), 12);
+    // 2 passes × (every strategy + the dense-active FFN)
+    assert_eq!(records.len(), 2 * (moe_core::Dispatch::ALL.len() + 1));
     let failed: Vec<_> = records
         .iter()
         .filter(|r| r["stats"].is_null())

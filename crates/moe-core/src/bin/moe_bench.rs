@@ -307,6 +307,8 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
     // candle-nn's fused MoE GEMM (CUDA, f16/bf16 inference): one row per configuration.
     #[allow(unused_mut)]
     let mut anchors: Vec<Vec<String>> = Vec::new();
+    // The `sorted` strategy's capacity layout per configuration: its padding rows are FLOPs.
+    let mut layouts: Vec<(DType, usize, usize, moe_core::CapacityLayout)> = Vec::new();
     for &dtype in dtypes {
         for &t in &args.tokens {
             for &d in &args.dims {
@@ -354,6 +356,11 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                         .map_err(|e: candle_core::Error| {
                             e.to_string().lines().next().unwrap_or("").to_string()
                         });
+                        if dispatch == Dispatch::Sorted && pass == Pass::Forward {
+                            if let Some(l) = block.last_capacity_layout() {
+                                layouts.push((dtype, t, d, l));
+                            }
+                        }
                         let route = if pass == Pass::Forward {
                             measure(device, &timing, || block.route(&x, dispatch)).ok()
                         } else {
@@ -525,6 +532,16 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
         "E = {e}, K = {k}, F = 4·D; dense-active-ffn is a SwiGLU FFN of hidden K·F on the same T tokens (the active FLOPs); speedup = host-topk median / strategy median; medians of {} synchronised iterations",
         timing.iters
     )];
+    for (dtype, t, d, l) in &layouts {
+        notes.push(format!(
+            "sorted at {} T = {t} D = {d}: capacity {} rows × {} experts for {} routed rows, padding {:.1}% of the expert FLOPs",
+            dtype.as_str(),
+            l.capacity,
+            l.experts,
+            l.routed,
+            100.0 * l.padding_fraction()
+        ));
+    }
     // What `auto` (MoeBlock::auto_dispatch) would pick here: the fastest router-training
     // strategy by this table's fwd+bwd medians.
     let mut configs: Vec<(DType, usize, usize)> = all.iter().map(|m| (m.dtype, m.t, m.d)).collect();
