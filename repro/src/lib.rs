@@ -3,6 +3,7 @@
 pub mod cases;
 pub mod child;
 pub mod cli;
+pub mod collect;
 pub mod manifest;
 pub mod matrix;
 pub mod perf;

@@ -105,6 +105,24 @@ enum Cmd {
         #[arg(long)]
         bless: bool,
     },
+    /// Everything on one device: the suite, the sweep, the performance repros and moe_bench,
+    /// then STATUS.md and a summary of what changed and what to commit.
+    Collect {
+        /// Target device: auto (Metal, then CUDA, then CPU), cpu, cuda[:N] or metal[:N].
+        #[arg(long, env = DEVICE_ENV, default_value = "auto")]
+        device: String,
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        report_dir: PathBuf,
+        /// Small sizes, few iterations: checks every step runs (figures not worth committing).
+        #[arg(long)]
+        quick: bool,
+        /// Record the sweep in repro/sweep-known.toml (confirms or refutes source predictions).
+        #[arg(long)]
+        bless: bool,
+        /// Minutes each step may take before it is killed.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1_440))]
+        step_minutes: u64,
+    },
     /// Write reports/STATUS.md from the manifests and the latest sweep reports.
     Status {
         #[arg(long, value_name = "DIR", default_value = "reports")]
@@ -277,6 +295,30 @@ fn main() -> ExitCode {
                 command: cli::this_command(),
             };
             sweep(&config)
+        }
+        Cmd::Collect {
+            device,
+            report_dir,
+            quick,
+            bless,
+            step_minutes,
+        } => {
+            let opened = match cli::open_device(&device) {
+                Ok(d) => d,
+                Err(e) => return usage_exit(e),
+            };
+            let target = harness::device::describe(&opened);
+            let config = repro::collect::CollectConfig {
+                device: target.location.clone(),
+                report_dir,
+                quick,
+                bless,
+                step_timeout: Duration::from_secs(step_minutes * 60),
+            };
+            match repro::collect::collect(&config, &target.backend) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => usage_exit(e),
+            }
         }
         Cmd::Status { report_dir } => match repro::sweep::run::write_status(
             &report_dir,
