@@ -96,16 +96,11 @@ pub fn open(spec: DeviceSpec) -> Result<Device, DeviceError> {
                     "device metal: this build has no Metal backend; Metal is compiled in automatically on macOS only".into(),
                 ));
             }
-            Device::new_metal(n).map_err(|e| {
-                DeviceError(format!(
-                    "device metal:{n} is not usable: {}",
-                    first_line(&e.to_string())
-                ))
-            })
+            new_metal(n)
         }
         DeviceSpec::Auto => {
             if candle_core::utils::metal_is_available() {
-                if let Ok(d) = Device::new_metal(0) {
+                if let Ok(d) = new_metal(0) {
                     return Ok(d);
                 }
             }
@@ -117,6 +112,24 @@ pub fn open(spec: DeviceSpec) -> Result<Device, DeviceError> {
             Ok(Device::Cpu)
         }
     }
+}
+
+/// `Device::new_metal(n)`, as an error rather than a panic when there is no such device:
+/// candle-core 0.11.1 (`MetalDevice::new`) takes `Device::all().swap_remove(ordinal)`, which
+/// panics on a Mac or VM that lists fewer devices (`metal_is_available()` only says the feature
+/// is compiled in).
+fn new_metal(n: usize) -> Result<Device, DeviceError> {
+    let opened = std::panic::catch_unwind(|| Device::new_metal(n)).map_err(|_| {
+        DeviceError(format!(
+            "device metal:{n} is not usable: this machine lists no Metal device {n}"
+        ))
+    })?;
+    opened.map_err(|e| {
+        DeviceError(format!(
+            "device metal:{n} is not usable: {}",
+            first_line(&e.to_string())
+        ))
+    })
 }
 
 /// `cpu`, `cuda` or `metal`: the name used for snapshot suffixes and `reports/<backend>/`.

@@ -1,6 +1,15 @@
 //! Timing on any device: warm-up, then iterations each bracketed by `Device::synchronize()`, so a
 //! GPU's queued work is counted in the iteration that queued it. Medians and spread, never means
 //! of a noisy few; ratios only against a baseline measured in the same run.
+//!
+//! Why a synchronize on both sides holds on each backend (candle 0.11.1): on CUDA it waits for
+//! the stream. On Metal (`MetalDevice::synchronize` → `Commands::wait_until_completed`) it
+//! commits the pending command buffer and waits for the last one on the device's single queue;
+//! ops are committed only every 50 encoder requests or at a sync/read-back, so without the
+//! closing synchronize a short iteration would time host encoding only, and without the opening
+//! one it would pay for earlier work. It also sweeps the buffer pool on the host (a little host
+//! time inside the bracket), and the first use of each Metal kernel source compiles it: hence
+//! the warm-up.
 
 use candle_core::Device;
 use serde::Serialize;

@@ -20,7 +20,7 @@ use harness::{HostTensor, Probe, Stopped};
 pub const CASE: Case = Case {
     name: "scatter_add_backward",
     title: "scatter_add / scatter backward: wrong or failing gradient for `self`",
-    claim: "Differentiating through `scatter_add` fails with a shape mismatch whenever the index has more rows than `self` (the usual MoE combine), and otherwise zeroes the gradient of `self` at scattered positions; `scatter`'s gradient of `self` is not zeroed where it overwrites.",
+    claim: "Differentiating through `scatter_add` fails with a shape mismatch whenever the index's shape differs from `self`'s (e.g. more rows, the usual MoE combine), and otherwise zeroes the gradient of `self` at scattered positions; `scatter`'s gradient of `self` is not zeroed where it overwrites.",
     source: "found by moe-core's finite-difference gradient check (crates/moe-core/tests/gradcheck.rs)",
     upstream: &["https://github.com/pytorch/pytorch/issues/27614 (the same family of bugs in PyTorch)"],
     snippet: include_str!("../../snippets/src/bin/scatter_add_backward.rs"),

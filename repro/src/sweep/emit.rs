@@ -253,9 +253,12 @@ pub fn issue_markdown(
         }
     }
     if !s.reproduced_on_rerun {
-        md.push_str("\n**Nondeterministic:** running this smallest input again did not diverge. The observations above come from that re-run; the lines below from the run that diverged.\n");
+        md.push_str("\n**Nondeterministic:** running this smallest input again did not give the same divergence; the observations above come from that re-run. The lines below come from the cell that first diverged, whose input values may differ from the ones shown.\n");
     }
-    md.push_str("\nWhat differs:\n\n");
+    md.push_str(&format!(
+        "\nWhat differs ({}, the backend this input was shrunk on; the others are listed above):\n\n",
+        s.finding.backends.join(", ")
+    ));
     for (b, d) in &s.finding.detail {
         md.push_str(&format!("- {b}: {d}\n"));
     }

@@ -225,6 +225,13 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage(e),
     };
+    if args.count_launches && !device.is_cuda() {
+        // On Metal ops share one encoder and are submitted ~50 to a command buffer
+        // (candle-metal-kernels 0.11.1 commands.rs): there is no per-launch driver call to count.
+        return usage(
+            "--count-launches counts CUDA driver and cuBLAS calls; on Metal count dispatches with Xcode's Metal System Trace (candle exposes no counter)".into(),
+        );
+    }
     if args.count_launches && find_counter().is_none() {
         return usage(
             "--count-launches needs the call counter preloaded: build tools/cuda-launch-count and run with LD_PRELOAD=<dir>/liblaunch_count.so".into(),
