@@ -117,6 +117,17 @@ mutant case-variant-dropped \
             \"columns"' \
   'cargo test -q -p backend-tests --test cases'
 
+mutant status-mark-wrong \
+  "STATUS.md marks a divergence on a backend whose sweep report does not show it" \
+  'python3 - <<EOF
+p = "repro/sweep-known.toml"
+s = open(p).read()
+i = s.index("[rms-norm-fwd-unimplemented]")
+j = s.index("backends = [\"cpu\"]", i)
+open(p, "w").write(s[:j] + "backends = [\"cpu\", \"cuda\"]" + s[j + len("backends = [\"cpu\"]"):])
+EOF' \
+  'cargo test -q -p backend-tests --test sweep'
+
 if [ -f "$root/crates/moe-core/tests/reference_parity.rs" ]; then
   mutant moe-no-residual \
     "MoeBlock::forward drops the residual x + y (shared by every strategy)" \

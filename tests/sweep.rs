@@ -166,6 +166,34 @@ fn one_root_cause_per_divergence() -> Result<(), Failed> {
     Ok(())
 }
 
+/// reports/STATUS.md and ISSUES.md's root-cause table are what `repro status` generates from
+/// the committed data, and STATUS.md's backend marks agree with the sweep reports they come
+/// from.
+fn status_matches_its_sources() -> Result<(), Failed> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reports = root.join("reports");
+    let manifest = manifest_path();
+    let status = repro::sweep::status::status_markdown(
+        &reports,
+        &manifest,
+        &root.join(repro::manifest::DEFAULT_PATH),
+    )?;
+    if std::fs::read_to_string(reports.join("STATUS.md"))? != status {
+        return Err("reports/STATUS.md is stale: run `cargo run -p repro -- status`".into());
+    }
+    let (_, issues) = repro::sweep::status::regenerate_issues(root, &manifest)?;
+    if std::fs::read_to_string(root.join("ISSUES.md"))? != issues {
+        return Err(
+            "ISSUES.md's root-cause table is stale: run `cargo run -p repro -- status`".into(),
+        );
+    }
+    let disagreements = repro::sweep::status::marks_vs_reports(&reports, &manifest)?;
+    if !disagreements.is_empty() {
+        return Err(disagreements.join("\n").into());
+    }
+    Ok(())
+}
+
 /// Runs a test body, turning a panic (an insta snapshot mismatch) into a failure.
 fn guarded(f: impl FnOnce() -> Result<(), Failed>) -> Result<(), Failed> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
@@ -190,6 +218,9 @@ fn main() {
         .collect();
     trials.push(Trial::test("one_root_cause_per_divergence", || {
         guarded(one_root_cause_per_divergence)
+    }));
+    trials.push(Trial::test("status_matches_its_sources", || {
+        guarded(status_matches_its_sources)
     }));
     trials.push(Trial::test("no_stale_sweep_snapshots", || {
         guarded(no_stale_sweep_snapshots)

@@ -339,7 +339,7 @@ pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, String> {
         outcomes.push(o);
     }
     // STATUS.md from the manifests and whatever sweep reports exist now.
-    let status = crate::sweep::run::write_status(
+    let status = crate::sweep::status::write_status(
         &cfg.report_dir,
         Path::new(crate::sweep::known::DEFAULT_PATH),
         Path::new(crate::manifest::DEFAULT_PATH),

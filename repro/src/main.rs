@@ -320,17 +320,30 @@ fn main() -> ExitCode {
                 Err(e) => usage_exit(e),
             }
         }
-        Cmd::Status { report_dir } => match repro::sweep::run::write_status(
-            &report_dir,
-            std::path::Path::new(repro::sweep::known::DEFAULT_PATH),
-            std::path::Path::new(manifest::DEFAULT_PATH),
-        ) {
-            Ok(p) => {
-                println!("wrote {}", p.display());
-                ExitCode::SUCCESS
+        Cmd::Status { report_dir } => {
+            let manifest = std::path::Path::new(repro::sweep::known::DEFAULT_PATH);
+            match repro::sweep::status::write_status(
+                &report_dir,
+                manifest,
+                std::path::Path::new(manifest::DEFAULT_PATH),
+            ) {
+                Ok(p) => println!("wrote {}", p.display()),
+                Err(e) => return usage_exit(e),
             }
-            Err(e) => usage_exit(e),
-        },
+            // ISSUES.md's root-cause table, from the same data.
+            match repro::sweep::status::regenerate_issues(std::path::Path::new("."), manifest)
+                .and_then(|(p, text)| {
+                    harness::report::write_atomic(&p, &text)
+                        .map(|_| p)
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(p) => {
+                    println!("wrote {}", p.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage_exit(e),
+            }
+        }
         Cmd::SweepChild {
             op,
             device,
@@ -444,7 +457,7 @@ fn sweep(config: &repro::sweep::run::SweepConfig) -> ExitCode {
             }
         }
     }
-    match repro::sweep::run::write_status(
+    match repro::sweep::status::write_status(
         &config.report_dir,
         &config.manifest,
         std::path::Path::new(manifest::DEFAULT_PATH),

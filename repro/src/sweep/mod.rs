@@ -14,6 +14,7 @@ pub mod exec;
 pub mod known;
 pub mod ops;
 pub mod run;
+pub mod status;
 
 use cell::{Cell, Hazard, Layout, Rng, LAYOUTS};
 use exec::{Evidence, Finding};
