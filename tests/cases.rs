@@ -8,7 +8,7 @@
 //! candle bump shows up as a snapshot diff. A variant the case file lists in `known` runs as an
 //! expected failure: if it starts agreeing with the oracle, the test fails ("fixed upstream?").
 
-use backend_tests::{backend, target_device};
+use backend_tests::{backend, target_device, workspace_root};
 use harness::case::run_named_variant;
 use harness::report::describe_checks;
 use harness::Case;
@@ -89,9 +89,7 @@ fn check_variant(case: &Case, variant: &str) -> Result<(), Failed> {
 /// leave its old snapshot behind, blessed and unchecked).
 fn no_stale_snapshots() -> Result<(), Failed> {
     // insta's own override of the workspace root, for test binaries run away from their checkout.
-    let root =
-        std::env::var("INSTA_WORKSPACE_ROOT").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = std::path::Path::new(&root).join("tests/snapshots");
+    let dir = workspace_root().join("tests/snapshots");
     let mut known: Vec<String> = Vec::new();
     for case in repro::cases::all() {
         known.extend(

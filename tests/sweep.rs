@@ -6,7 +6,7 @@
 //! runs `repro sweep --ops <op>` as a child (process isolation, a per-cell deadline) and
 //! requires its exit 0: every divergence known, every known one still there, the op finished.
 
-use backend_tests::{backend, target_device};
+use backend_tests::{backend, target_device, workspace_root};
 use candle_core::Device;
 use libtest_mimic::{Arguments, Failed, Trial};
 use repro::sweep::{known::KnownSet, ops, sweep_in_process};
@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn manifest_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(repro::sweep::known::DEFAULT_PATH)
+    workspace_root().join(repro::sweep::known::DEFAULT_PATH)
 }
 
 fn sweep_on_cpu(op: &'static ops::Op) -> Result<(), Failed> {
@@ -107,9 +107,7 @@ fn sweep_on_device(op: &'static ops::Op, device: &str) -> Result<(), Failed> {
 }
 
 fn no_stale_sweep_snapshots() -> Result<(), Failed> {
-    let root =
-        std::env::var("INSTA_WORKSPACE_ROOT").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = Path::new(&root).join("tests/snapshots/sweep");
+    let dir = workspace_root().join("tests/snapshots/sweep");
     for entry in std::fs::read_dir(&dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let op = name
@@ -125,7 +123,7 @@ fn no_stale_sweep_snapshots() -> Result<(), Failed> {
 /// Every observed divergence and every suite case is one symptom of exactly one root cause in
 /// `repro/root-causes.toml`, and the manifest's `root_cause` agrees with that file.
 fn one_root_cause_per_divergence() -> Result<(), Failed> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &workspace_root();
     let causes =
         repro::sweep::known::load_root_causes(&root.join(repro::sweep::known::ROOT_CAUSES_PATH))?;
     let known = KnownSet::load(&manifest_path())?;
@@ -170,7 +168,7 @@ fn one_root_cause_per_divergence() -> Result<(), Failed> {
 /// the committed data, and STATUS.md's backend marks agree with the sweep reports they come
 /// from.
 fn status_matches_its_sources() -> Result<(), Failed> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &workspace_root();
     let reports = root.join("reports");
     let manifest = manifest_path();
     let status = repro::sweep::status::status_markdown(

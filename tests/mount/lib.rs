@@ -19,3 +19,11 @@ pub fn target_device() -> Device {
 pub fn backend(device: &Device) -> &'static str {
     harness::device::backend_name(device)
 }
+
+/// The checkout the tests read their data from: `INSTA_WORKSPACE_ROOT` (insta's own override,
+/// for test binaries run away from where they were built), else the workspace they were built in.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::env::var("INSTA_WORKSPACE_ROOT")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+        .into()
+}

@@ -20,14 +20,19 @@ pub enum Layout {
     Broadcast,
     /// Non-contiguous with an offset (`narrow` of the last dim of a wider tensor).
     Narrowed,
+    /// Every element one apart from the next: a last-dim stride of 2 (one column of a tensor
+    /// with a trailing dim of 2, `narrow(r, 0, 1)` then `squeeze(r)`), as an index taken from a
+    /// column of a 2-D routing table is.
+    Strided,
 }
 
-pub const LAYOUTS: [Layout; 5] = [
+pub const LAYOUTS: [Layout; 6] = [
     Layout::Contiguous,
     Layout::Offset,
     Layout::Transposed,
     Layout::Broadcast,
     Layout::Narrowed,
+    Layout::Strided,
 ];
 
 impl Layout {
@@ -38,6 +43,7 @@ impl Layout {
             Layout::Transposed => "transposed",
             Layout::Broadcast => "broadcast",
             Layout::Narrowed => "narrowed",
+            Layout::Strided => "strided",
         }
     }
 
@@ -180,6 +186,10 @@ pub enum View {
     },
     Transpose,
     BroadcastAs(Vec<usize>),
+    /// Element 0 of a trailing dim added to the base, then that dim removed.
+    Column {
+        dim: usize,
+    },
 }
 
 /// Pads `h` along `dim` with one `fill` slice before and `after` slices after.
@@ -236,6 +246,18 @@ pub fn base_and_view(logical: &HostTensor, layout: Layout) -> (HostTensor, View)
                 len: logical.shape[r - 1],
             },
         ),
+        Layout::Strided => (interleave(logical, fill), View::Column { dim: r }),
+    }
+}
+
+/// `h` with a trailing dim of 2: its values at position 0, `fill` at 1.
+fn interleave(h: &HostTensor, fill: f64) -> HostTensor {
+    let mut shape = h.shape.clone();
+    shape.push(2);
+    HostTensor {
+        dtype: h.dtype,
+        shape,
+        values: h.values.iter().flat_map(|&v| [v, fill]).collect(),
     }
 }
 
@@ -259,6 +281,7 @@ pub fn apply_view(t: &Tensor, view: &View) -> candle_core::Result<Tensor> {
             t.transpose(r - 2, r - 1)
         }
         View::BroadcastAs(shape) => t.broadcast_as(shape.as_slice()),
+        View::Column { dim } => t.narrow(*dim, 0, 1)?.squeeze(*dim),
     }
 }
 
@@ -272,6 +295,7 @@ pub fn view_code(view: &View) -> String {
             let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
             format!(".broadcast_as(({},))?", dims.join(", "))
         }
+        View::Column { dim } => format!(".narrow({dim}, 0, 1)?.squeeze({dim})?"),
     }
 }
 
@@ -307,6 +331,7 @@ pub fn grad_to_base(g: &HostTensor, layout: Layout) -> HostTensor {
         Layout::Offset => pad(g, 0, 0, 0.0),
         Layout::Transposed => harness::oracle::swap_last_two(g),
         Layout::Narrowed => pad(g, r - 1, 1, 0.0),
+        Layout::Strided => interleave(g, 0.0),
         Layout::Broadcast => {
             let row: usize = g.shape[1..].iter().product();
             let mut values = vec![0.0; row];
