@@ -8,7 +8,7 @@
 //! candle bump shows up as a snapshot diff. A variant the case file lists in `known` runs as an
 //! expected failure: if it starts agreeing with the oracle, the test fails ("fixed upstream?").
 
-use backend_tests::{backend, target_device, workspace_root};
+use backend_tests::{backend, guarded, target_device, workspace_root};
 use harness::case::run_named_variant;
 use harness::report::describe_checks;
 use harness::Case;
@@ -127,12 +127,6 @@ fn known_divergences_name_real_variants() -> Result<(), Failed> {
         }
     }
     Ok(())
-}
-
-/// Runs a test body, turning a panic (an insta snapshot mismatch) into a failure.
-fn guarded(f: impl FnOnce() -> Result<(), Failed>) -> Result<(), Failed> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|p| Err(harness::observe::panic_message(&*p).into()))
 }
 
 fn main() {

@@ -6,7 +6,7 @@
 //! runs `repro sweep --ops <op>` as a child (process isolation, a per-cell deadline) and
 //! requires its exit 0: every divergence known, every known one still there, the op finished.
 
-use backend_tests::{backend, target_device, workspace_root};
+use backend_tests::{backend, guarded, target_device, workspace_root};
 use candle_core::Device;
 use libtest_mimic::{Arguments, Failed, Trial};
 use repro::sweep::{known::KnownSet, ops, sweep_in_process};
@@ -190,12 +190,6 @@ fn status_matches_its_sources() -> Result<(), Failed> {
         return Err(disagreements.join("\n").into());
     }
     Ok(())
-}
-
-/// Runs a test body, turning a panic (an insta snapshot mismatch) into a failure.
-fn guarded(f: impl FnOnce() -> Result<(), Failed>) -> Result<(), Failed> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|p| Err(harness::observe::panic_message(&*p).into()))
 }
 
 fn main() {

@@ -14,8 +14,12 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn sweep(args: &[&str], dir: &Path) -> Output {
-    Command::new(REPRO)
-        .arg("sweep")
+    sweep_with_env(args, dir, &[])
+}
+
+fn sweep_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(REPRO);
+    cmd.arg("sweep")
         .args(["--device", "cpu", "--jobs", "2"])
         .arg("--report-dir")
         .arg(dir.join("reports"))
@@ -23,9 +27,11 @@ fn sweep(args: &[&str], dir: &Path) -> Output {
         .arg(dir.join("repros"))
         .args(args)
         .env_remove(harness::DEVICE_ENV)
-        .env_remove(harness::canary::SABOTAGE_ENV)
-        .output()
-        .expect("repro runs")
+        .env_remove(harness::canary::SABOTAGE_ENV);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("repro runs")
 }
 
 fn text(o: &Output) -> String {
@@ -164,19 +170,7 @@ fn sabotaged_sweep(name: &str, sabotage: &str, extra: &[&str]) -> (Output, PathB
     let manifest = committed_manifest();
     let mut args = vec!["--ops", "silu", "--manifest", manifest.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let o = Command::new(REPRO)
-        .arg("sweep")
-        .args(["--device", "cpu", "--jobs", "2"])
-        .arg("--report-dir")
-        .arg(dir.join("reports"))
-        .arg("--repro-dir")
-        .arg(dir.join("repros"))
-        .args(&args)
-        .env_remove(harness::DEVICE_ENV)
-        .env_remove(harness::canary::SABOTAGE_ENV)
-        .env(repro::sweep::SELFTEST_ENV, sabotage)
-        .output()
-        .expect("repro runs");
+    let o = sweep_with_env(&args, &dir, &[(repro::sweep::SELFTEST_ENV, sabotage)]);
     (o, dir)
 }
 

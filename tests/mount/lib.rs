@@ -3,16 +3,18 @@
 //! backend's suffix, so `name@cpu.snap`, `name@cuda.snap` and `name@metal.snap` sit side by side.
 
 use candle_core::Device;
-use harness::{DeviceSpec, DEVICE_ENV};
 
-/// The device this test run targets. A device that cannot be opened fails loudly: a test run
-/// that silently fell back to the CPU would bless CPU snapshots under a GPU's name.
+/// The device this test run targets (`CANDLE_REPRO_DEVICE`, default `cpu`; fails loudly).
 pub fn target_device() -> Device {
-    let spec: DeviceSpec = std::env::var(DEVICE_ENV)
-        .unwrap_or_else(|_| "cpu".into())
-        .parse()
-        .unwrap_or_else(|e| panic!("{DEVICE_ENV}: {e}"));
-    harness::device::open(spec).unwrap_or_else(|e| panic!("{DEVICE_ENV}: {e}"))
+    harness::device::test_target()
+}
+
+/// Runs a test body, turning a panic (an insta snapshot mismatch) into a failure.
+pub fn guarded(
+    f: impl FnOnce() -> Result<(), libtest_mimic::Failed>,
+) -> Result<(), libtest_mimic::Failed> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(harness::observe::panic_message(&*p).into()))
 }
 
 /// `cpu`, `cuda` or `metal`: the snapshot suffix.

@@ -85,6 +85,17 @@ impl fmt::Display for DeviceError {
 impl std::error::Error for DeviceError {}
 
 /// Opens the device named by `spec`.
+/// The device a test run targets: `CANDLE_REPRO_DEVICE` (default `cpu`). A device that cannot be
+/// opened fails loudly: a test run that silently fell back to the CPU would check the CPU under
+/// a GPU's name.
+pub fn test_target() -> Device {
+    let spec: DeviceSpec = std::env::var(DEVICE_ENV)
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap_or_else(|e| panic!("{DEVICE_ENV}: {e}"));
+    open(spec).unwrap_or_else(|e| panic!("{DEVICE_ENV}: {e}"))
+}
+
 pub fn open(spec: DeviceSpec) -> Result<Device, DeviceError> {
     match spec {
         DeviceSpec::Cpu => Ok(Device::Cpu),

@@ -7,15 +7,10 @@
 //! f64 reference that shares no code with moe-core, on the same configuration and data and more.
 
 use candle_core::{DType, Device, Tensor};
-use harness::DeviceSpec;
 use moe_core::{Dispatch, MoeBlock, MoeConfig};
 
 fn target() -> Device {
-    let spec: DeviceSpec = std::env::var(harness::DEVICE_ENV)
-        .unwrap_or_else(|_| "cpu".into())
-        .parse()
-        .unwrap();
-    harness::device::open(spec).unwrap()
+    harness::device::test_target()
 }
 
 #[test]

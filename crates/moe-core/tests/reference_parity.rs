@@ -17,17 +17,12 @@
 mod reference;
 
 use candle_core::{DType, Device, Tensor, Var};
-use harness::DeviceSpec;
 use moe_core::{Dispatch, MoeBlock, MoeConfig};
 use reference::{Gates, Moe, Routing};
 use rstest::rstest;
 
 fn target() -> Device {
-    let spec: DeviceSpec = std::env::var(harness::DEVICE_ENV)
-        .unwrap_or_else(|_| "cpu".into())
-        .parse()
-        .unwrap();
-    harness::device::open(spec).unwrap()
+    harness::device::test_target()
 }
 
 /// Largest |got − want| over the largest |want| of one tensor, per dtype: about 10–30 units of

@@ -4,17 +4,12 @@
 //! rows' zero index, and its row gather's gradient against candle's own `index_select` gradient.
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
-use harness::DeviceSpec;
 use moe_core::{CapacityLayout, Dispatch, GatherRows, MoeBlock, MoeConfig};
 
 const TOKENS: usize = 6;
 
 fn target() -> Device {
-    let spec: DeviceSpec = std::env::var(harness::DEVICE_ENV)
-        .unwrap_or_else(|_| "cpu".into())
-        .parse()
-        .unwrap();
-    harness::device::open(spec).unwrap()
+    harness::device::test_target()
 }
 
 fn dtype(dev: &Device) -> DType {
