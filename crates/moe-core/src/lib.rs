@@ -251,36 +251,86 @@ pub struct GatherRows {
     /// (n · grad_fold,) u32: for each gradient row of the source, the output row it reads.
     pub grad_index: Tensor,
     pub grad_fold: usize,
+    /// Elements per row: the source is read as (elements / width, width) rows.
+    width: usize,
+    /// The output's shape: (index rows · width) elements.
+    out_shape: Shape,
 }
 
 impl GatherRows {
-    /// `src[index]` for src (N, …) and index (M,) u32; the gradient as described on the type.
+    /// `src[index]` for src (N, …) and index (M,) u32, rows along dim 0: (M, …); the gradient
+    /// as described on the type.
     pub fn apply(
         src: &Tensor,
         index: &Tensor,
         grad_index: &Tensor,
         grad_fold: usize,
     ) -> Result<Tensor> {
+        let mut dims = src.dims().to_vec();
+        let Some(first) = dims.first_mut() else {
+            candle_core::bail!("gather-rows: a scalar source")
+        };
+        let width = src.elem_count() / (*first).max(1);
+        *first = index.dims1()?;
+        Self::build(src, index, grad_index, grad_fold, width, Shape::from(dims))
+    }
+
+    /// As [`GatherRows::apply`], with src read as rows of its last dim (any leading dims
+    /// flattened) and the (M, last dim) result given the shape `out_shape`: one graph node
+    /// instead of a gather between two reshapes, each of which would cost the backward pass a
+    /// full-size gradient accumulation.
+    pub fn apply_shaped(
+        src: &Tensor,
+        index: &Tensor,
+        grad_index: &Tensor,
+        grad_fold: usize,
+        out_shape: impl Into<Shape>,
+    ) -> Result<Tensor> {
+        let width = *src
+            .dims()
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("gather-rows: a scalar source".into()))?;
+        Self::build(src, index, grad_index, grad_fold, width, out_shape.into())
+    }
+
+    fn build(
+        src: &Tensor,
+        index: &Tensor,
+        grad_index: &Tensor,
+        grad_fold: usize,
+        width: usize,
+        out_shape: Shape,
+    ) -> Result<Tensor> {
+        if out_shape.elem_count() != index.dims1()? * width {
+            candle_core::bail!(
+                "gather-rows: {} rows of {width} cannot have the shape {out_shape:?}",
+                index.dims1()?
+            )
+        }
         // The CUDA and CPU index_select kernels read a contiguous source.
         src.contiguous()?.apply_op2(
             index,
             GatherRows {
                 grad_index: grad_index.clone(),
                 grad_fold,
+                width,
+                out_shape,
             },
         )
     }
 
-    fn out_shape(src: &Layout, index: &Layout) -> Result<Shape> {
-        let [rows] = index.dims() else {
-            candle_core::bail!("gather-rows: index must be 1-D, got {:?}", index.dims())
-        };
-        let mut dims = src.dims().to_vec();
-        dims[0] = *rows;
-        Ok(Shape::from(dims))
+    /// The source as contiguous (rows, width).
+    fn rows_layout(&self, src: &Layout) -> Result<Layout> {
+        if !src.is_contiguous() {
+            candle_core::bail!("gather-rows: the source must be contiguous")
+        }
+        let n = src.shape().elem_count();
+        Ok(Layout::contiguous_with_offset(
+            (n / self.width, self.width),
+            src.start_offset(),
+        ))
     }
 }
-
 impl CustomOp2 for GatherRows {
     fn name(&self) -> &'static str {
         "moe-gather-rows"
@@ -293,8 +343,8 @@ impl CustomOp2 for GatherRows {
         index: &CpuStorage,
         index_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = src.index_select(index, src_l, index_l, 0)?;
-        Ok((out, Self::out_shape(src_l, index_l)?))
+        let out = src.index_select(index, &self.rows_layout(src_l)?, index_l, 0)?;
+        Ok((out, self.out_shape.clone()))
     }
 
     fn cuda_fwd(
@@ -304,8 +354,8 @@ impl CustomOp2 for GatherRows {
         index: &CudaStorage,
         index_l: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let out = src.index_select(index, src_l, index_l, 0)?;
-        Ok((out, Self::out_shape(src_l, index_l)?))
+        let out = src.index_select(index, &self.rows_layout(src_l)?, index_l, 0)?;
+        Ok((out, self.out_shape.clone()))
     }
 
     fn metal_fwd(
@@ -315,34 +365,35 @@ impl CustomOp2 for GatherRows {
         index: &MetalStorage,
         index_l: &Layout,
     ) -> Result<(MetalStorage, Shape)> {
-        let out = src.index_select(index, src_l, index_l, 0)?;
-        Ok((out, Self::out_shape(src_l, index_l)?))
+        let out = src.index_select(index, &self.rows_layout(src_l)?, index_l, 0)?;
+        Ok((out, self.out_shape.clone()))
     }
 
     fn bwd(
         &self,
         src: &Tensor,
-        _index: &Tensor,
+        index: &Tensor,
         _out: &Tensor,
         grad_out: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let rows = grad_out.contiguous()?.index_select(&self.grad_index, 0)?;
+        let rows = grad_out
+            .contiguous()?
+            .reshape((index.dims1()?, self.width))?
+            .index_select(&self.grad_index, 0)?;
+        let n = src.elem_count() / self.width;
         let grad_src = if self.grad_fold == 1 {
             rows
         } else {
-            let mut dims = rows.dims().to_vec();
-            dims[0] /= self.grad_fold;
-            dims.insert(1, self.grad_fold);
-            rows.reshape(dims)?.sum(1)?
+            rows.reshape((n, self.grad_fold, self.width))?.sum(1)?
         };
-        if grad_src.dims() != src.dims() {
+        if grad_src.elem_count() != src.elem_count() {
             candle_core::bail!(
                 "gather-rows: gradient {:?} for a source {:?}",
                 grad_src.dims(),
                 src.dims()
             )
         }
-        Ok((Some(grad_src), None))
+        Ok((Some(grad_src.reshape(src.dims())?), None))
     }
 }
 
@@ -923,8 +974,13 @@ impl MoeBlock {
             // each (token, slot)'s row, summed over the K slots of a token. Zero padding rows
             // stay zero through SwiGLU (silu(0)·0 = 0).
             Some(row_token) => {
-                let rows = GatherRows::apply(x, row_token, &routing.slot_row, k)?
-                    .reshape((experts, capacity, d))?;
+                let rows = GatherRows::apply_shaped(
+                    x,
+                    row_token,
+                    &routing.slot_row,
+                    k,
+                    (experts, capacity, d),
+                )?;
                 (rows.matmul(&w_gate)?, rows.matmul(&w_up)?)
             }
             // Row (e, t) holds token t: x itself, broadcast over the experts (no gather).
@@ -933,14 +989,12 @@ impl MoeBlock {
                 (xb.broadcast_matmul(&w_gate)?, xb.broadcast_matmul(&w_up)?)
             }
         };
-        let y = (g.silu()? * u)?
-            .matmul(&w_down)?
-            .reshape((experts * capacity, d))?;
-        // Combine: back to (token, slot) order by the inverse permutation; its gradient is the
-        // gather by the permutation itself (u32::MAX, a zero row, where a row holds no slot:
-        // padding rows get exactly zero gradient and add nothing to any weight).
+        let y = (g.silu()? * u)?.matmul(&w_down)?; // (E, C, D)
+                                                   // Combine: back to (token, slot) order by the inverse permutation; its gradient is the
+                                                   // gather by the permutation itself (u32::MAX, a zero row, where a row holds no slot:
+                                                   // padding rows get exactly zero gradient and add nothing to any weight).
         let per_slot =
-            GatherRows::apply(&y, &routing.slot_row, &routing.row_slot, 1)?.reshape((t, k, d))?;
+            GatherRows::apply_shaped(&y, &routing.slot_row, &routing.row_slot, 1, (t, k, d))?;
         // The gates' gradient is the per-row dot product of the expert outputs with the output
         // gradient: broadcast_mul's backward, summed over D.
         per_slot.broadcast_mul(&routing.gates.unsqueeze(2)?)?.sum(1)

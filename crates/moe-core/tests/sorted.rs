@@ -309,3 +309,51 @@ fn padding_index_reads_a_zero_row() {
         vec![vec![1.0; 3], vec![0.0; 3], vec![1.0; 3]]
     );
 }
+
+#[test]
+fn shaped_gather_matches_reshape_and_index_select() {
+    // apply_shaped reads a (2, 4, 3) source as 8 rows of 3 and shapes the result (4, 2, 3):
+    // the same values and source gradient as reshape → index_select → reshape (fold 2: the
+    // gradient index lists each source row's two output rows).
+    let dev = target();
+    let src = Var::from_tensor(&tensor(seq(2 * 4 * 3, 0.9, 0.4), &[2, 4, 3], &dev)).unwrap();
+    let index: Vec<u32> = vec![5, 0, 7, 2, 1, 6, 3, 4];
+    let mut grad_index = vec![0u32; 16];
+    for (out_row, &row) in index.iter().enumerate() {
+        // Each source row read once here; fold 2 pairs it with a padding read (zero row).
+        grad_index[2 * row as usize] = out_row as u32;
+        grad_index[2 * row as usize + 1] = u32::MAX;
+    }
+    let (index, grad_index) = (
+        Tensor::new(index.as_slice(), &dev).unwrap(),
+        Tensor::new(grad_index.as_slice(), &dev).unwrap(),
+    );
+    let weights = tensor(seq(8 * 3, 0.3, 0.2), &[4, 2, 3], &dev);
+    let ours =
+        GatherRows::apply_shaped(src.as_tensor(), &index, &grad_index, 2, (4, 2, 3)).unwrap();
+    let theirs = src
+        .as_tensor()
+        .reshape((8, 3))
+        .unwrap()
+        .index_select(&index, 0)
+        .unwrap()
+        .reshape((4, 2, 3))
+        .unwrap();
+    assert_eq!(ours.dims(), &[4, 2, 3]);
+    assert_eq!(values(&ours), values(&theirs));
+    let grad = |t: &Tensor| {
+        (t * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(src.as_tensor())
+            .unwrap()
+            .clone()
+    };
+    let (g_ours, g_theirs) = (grad(&ours), grad(&theirs));
+    assert_eq!(g_ours.dims(), &[2, 4, 3]);
+    let e = max_abs_diff(&g_ours, &g_theirs);
+    assert!(e <= tolerance(&dev), "{e:e}");
+}
