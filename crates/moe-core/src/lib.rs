@@ -983,10 +983,14 @@ impl MoeBlock {
                 )?;
                 (rows.matmul(&w_gate)?, rows.matmul(&w_up)?)
             }
-            // Row (e, t) holds token t: x itself, broadcast over the experts (no gather).
+            // Row (e, t) holds token t: x itself, broadcast over the experts (no gather). One
+            // copy: `broadcast_matmul` would make its broadcast contiguous once per projection.
             None => {
-                let xb = x.unsqueeze(0)?;
-                (xb.broadcast_matmul(&w_gate)?, xb.broadcast_matmul(&w_up)?)
+                let xb = x
+                    .unsqueeze(0)?
+                    .broadcast_as((experts, capacity, d))?
+                    .contiguous()?;
+                (xb.matmul(&w_gate)?, xb.matmul(&w_up)?)
             }
         };
         let y = (g.silu()? * u)?.matmul(&w_down)?; // (E, C, D)
