@@ -18,15 +18,18 @@
 //!   a one-hot selection matrix (n_e × T) built on the device, so neither direction uses
 //!   `index_select`/`index_add`/`scatter_add`, whose CUDA kernels are serial over the rows
 //!   (repro `index_add_rows`). Costs 2·T·K·T·D extra FLOPs per pass.
-//! - `sorted`: device top-K, then one host read of the (T, K) expert ids (their counts size the
-//!   layout) and a counting sort by expert into a capacity layout (E, C, D), C the busiest
-//!   expert's row count; its index tensors go back in one upload. One row gather moves all T·K
-//!   rows into that layout, one batched matmul per projection runs every expert, and one row
-//!   gather by the inverse permutation brings the rows back, weighted by the gates and summed
-//!   over K. Both gathers are a custom op ([`GatherRows`]) whose forward is candle's
-//!   `index_select` and whose backward is the gather by the *other* permutation, so neither pass
-//!   runs `index_add`/`scatter_add` (no atomics, deterministic). The padding rows (E·C − T·K)
-//!   are zero and cost FLOPs: [`MoeBlock::last_capacity_layout`] reports them. The router trains.
+//! - `sorted`: device top-K, then the T·K (token, slot) rows laid out by expert in a capacity
+//!   layout (E, C, D), one batched matmul per projection running every expert, and one row
+//!   gather by the inverse permutation bringing the rows back, weighted by the gates and summed
+//!   over K. The gathers are a custom op ([`GatherRows`]) whose forward is candle's
+//!   `index_select` and whose backward is the gather by the *other* permutation, so neither
+//!   pass runs `index_add`/`scatter_add` (no atomics, deterministic). Two layouts, both exact
+//!   ([`SortedCapacity`], [`MoeBlock::set_sorted_capacity`]): `Tokens` (the default), C = T, row
+//!   e·T + t for token t's row at expert e, every index computed on the device, so **zero host
+//!   syncs** and static shapes at the `dense` strategy's expert FLOPs; `Busiest`, one host read
+//!   of the (T, K) ids and a counting sort on the host, C the busiest expert's count (one sync,
+//!   far less padding). Padding rows cost FLOPs but never reach a gradient:
+//!   [`MoeBlock::last_capacity_layout`] reports them. The router trains.
 //!
 //! Softmax is written with differentiable tensor ops (candle-nn's fused `softmax_last_dim` has
 //! no backward) and computed in f32 whatever the weights' dtype.
@@ -36,7 +39,7 @@ use candle_core::{
     CpuStorage, CudaStorage, CustomOp2, DType, Device, Layout, MetalStorage, Result, Shape, Tensor,
     Var, D,
 };
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,13 +178,48 @@ pub struct MoeBlock {
     syncs: Cell<usize>,
     /// The capacity layout of the last `sorted` routing.
     last_layout: Cell<Option<CapacityLayout>>,
+    /// How `sorted` sizes its capacity layout.
+    sorted_capacity: Cell<SortedCapacity>,
+    /// `sorted`'s index constants for the last (T, device), so that a forward uploads nothing.
+    sorted_consts: RefCell<Option<SortedConsts>>,
+}
+
+/// How the `sorted` strategy sizes its capacity layout (E, C, D). Both are exact (no token is
+/// ever dropped); they trade host syncs for padding FLOPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SortedCapacity {
+    /// C = T: row (e, t) of the layout is token t's row for expert e, used or not. Every index is
+    /// computed on the device from the (T, K) top-K ids (no sort needed: a token picks an expert
+    /// at most once), so a forward makes **no host read and no upload**, and every shape is
+    /// static. The price: E·T rows, the `dense` strategy's expert FLOPs (padding 1 − K/E).
+    #[default]
+    Tokens,
+    /// C = the busiest expert's row count: one host read of the (T, K) ids per forward, a
+    /// counting sort on the host and one upload of the index tensors. Padding E·C − T·K rows,
+    /// usually far fewer: worth its sync where the expert FLOPs dominate (large D).
+    Busiest,
+}
+
+/// Index constants of the `Tokens` layout for one (T, device): none depends on the data.
+struct SortedConsts {
+    tokens: usize,
+    device: Device,
+    /// (T, 1) u32: t.
+    token_col: Tensor,
+    /// (1, T) u32: t·K, the first slot of each token.
+    first_slot: Tensor,
+    /// (E, 1, 1) u32: e.
+    experts: Tensor,
+    /// (E, T) u32: u32::MAX (a zero row for index_select).
+    none: Tensor,
 }
 
 /// How the `sorted` strategy laid out one batch: E blocks of `capacity` rows for `routed` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CapacityLayout {
     pub experts: usize,
-    /// Rows per expert block: the busiest expert's count.
+    /// Rows per expert block: T (`SortedCapacity::Tokens`) or the busiest expert's count
+    /// (`SortedCapacity::Busiest`).
     pub capacity: usize,
     /// T·K: the rows that carry a token.
     pub routed: usize,
@@ -213,36 +251,86 @@ pub struct GatherRows {
     /// (n · grad_fold,) u32: for each gradient row of the source, the output row it reads.
     pub grad_index: Tensor,
     pub grad_fold: usize,
+    /// Elements per row: the source is read as (elements / width, width) rows.
+    width: usize,
+    /// The output's shape: (index rows · width) elements.
+    out_shape: Shape,
 }
 
 impl GatherRows {
-    /// `src[index]` for src (N, …) and index (M,) u32; the gradient as described on the type.
+    /// `src[index]` for src (N, …) and index (M,) u32, rows along dim 0: (M, …); the gradient
+    /// as described on the type.
     pub fn apply(
         src: &Tensor,
         index: &Tensor,
         grad_index: &Tensor,
         grad_fold: usize,
     ) -> Result<Tensor> {
+        let mut dims = src.dims().to_vec();
+        let Some(first) = dims.first_mut() else {
+            candle_core::bail!("gather-rows: a scalar source")
+        };
+        let width = src.elem_count() / (*first).max(1);
+        *first = index.dims1()?;
+        Self::build(src, index, grad_index, grad_fold, width, Shape::from(dims))
+    }
+
+    /// As [`GatherRows::apply`], with src read as rows of its last dim (any leading dims
+    /// flattened) and the (M, last dim) result given the shape `out_shape`: one graph node
+    /// instead of a gather between two reshapes, each of which would cost the backward pass a
+    /// full-size gradient accumulation.
+    pub fn apply_shaped(
+        src: &Tensor,
+        index: &Tensor,
+        grad_index: &Tensor,
+        grad_fold: usize,
+        out_shape: impl Into<Shape>,
+    ) -> Result<Tensor> {
+        let width = *src
+            .dims()
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("gather-rows: a scalar source".into()))?;
+        Self::build(src, index, grad_index, grad_fold, width, out_shape.into())
+    }
+
+    fn build(
+        src: &Tensor,
+        index: &Tensor,
+        grad_index: &Tensor,
+        grad_fold: usize,
+        width: usize,
+        out_shape: Shape,
+    ) -> Result<Tensor> {
+        if out_shape.elem_count() != index.dims1()? * width {
+            candle_core::bail!(
+                "gather-rows: {} rows of {width} cannot have the shape {out_shape:?}",
+                index.dims1()?
+            )
+        }
         // The CUDA and CPU index_select kernels read a contiguous source.
         src.contiguous()?.apply_op2(
             index,
             GatherRows {
                 grad_index: grad_index.clone(),
                 grad_fold,
+                width,
+                out_shape,
             },
         )
     }
 
-    fn out_shape(src: &Layout, index: &Layout) -> Result<Shape> {
-        let [rows] = index.dims() else {
-            candle_core::bail!("gather-rows: index must be 1-D, got {:?}", index.dims())
-        };
-        let mut dims = src.dims().to_vec();
-        dims[0] = *rows;
-        Ok(Shape::from(dims))
+    /// The source as contiguous (rows, width).
+    fn rows_layout(&self, src: &Layout) -> Result<Layout> {
+        if !src.is_contiguous() {
+            candle_core::bail!("gather-rows: the source must be contiguous")
+        }
+        let n = src.shape().elem_count();
+        Ok(Layout::contiguous_with_offset(
+            (n / self.width, self.width),
+            src.start_offset(),
+        ))
     }
 }
-
 impl CustomOp2 for GatherRows {
     fn name(&self) -> &'static str {
         "moe-gather-rows"
@@ -255,8 +343,8 @@ impl CustomOp2 for GatherRows {
         index: &CpuStorage,
         index_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = src.index_select(index, src_l, index_l, 0)?;
-        Ok((out, Self::out_shape(src_l, index_l)?))
+        let out = src.index_select(index, &self.rows_layout(src_l)?, index_l, 0)?;
+        Ok((out, self.out_shape.clone()))
     }
 
     fn cuda_fwd(
@@ -266,8 +354,8 @@ impl CustomOp2 for GatherRows {
         index: &CudaStorage,
         index_l: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let out = src.index_select(index, src_l, index_l, 0)?;
-        Ok((out, Self::out_shape(src_l, index_l)?))
+        let out = src.index_select(index, &self.rows_layout(src_l)?, index_l, 0)?;
+        Ok((out, self.out_shape.clone()))
     }
 
     fn metal_fwd(
@@ -277,34 +365,35 @@ impl CustomOp2 for GatherRows {
         index: &MetalStorage,
         index_l: &Layout,
     ) -> Result<(MetalStorage, Shape)> {
-        let out = src.index_select(index, src_l, index_l, 0)?;
-        Ok((out, Self::out_shape(src_l, index_l)?))
+        let out = src.index_select(index, &self.rows_layout(src_l)?, index_l, 0)?;
+        Ok((out, self.out_shape.clone()))
     }
 
     fn bwd(
         &self,
         src: &Tensor,
-        _index: &Tensor,
+        index: &Tensor,
         _out: &Tensor,
         grad_out: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let rows = grad_out.contiguous()?.index_select(&self.grad_index, 0)?;
+        let rows = grad_out
+            .contiguous()?
+            .reshape((index.dims1()?, self.width))?
+            .index_select(&self.grad_index, 0)?;
+        let n = src.elem_count() / self.width;
         let grad_src = if self.grad_fold == 1 {
             rows
         } else {
-            let mut dims = rows.dims().to_vec();
-            dims[0] /= self.grad_fold;
-            dims.insert(1, self.grad_fold);
-            rows.reshape(dims)?.sum(1)?
+            rows.reshape((n, self.grad_fold, self.width))?.sum(1)?
         };
-        if grad_src.dims() != src.dims() {
+        if grad_src.elem_count() != src.elem_count() {
             candle_core::bail!(
                 "gather-rows: gradient {:?} for a source {:?}",
                 grad_src.dims(),
                 src.dims()
             )
         }
-        Ok((Some(grad_src), None))
+        Ok((Some(grad_src.reshape(src.dims())?), None))
     }
 }
 
@@ -313,8 +402,9 @@ impl CustomOp2 for GatherRows {
 struct SortedRouting {
     /// (T, K) renormalised gates in the block's dtype; differentiable w.r.t. the router.
     gates: Tensor,
-    /// (E·C,) u32: the token each capacity row holds; u32::MAX (a zero row) for padding.
-    row_token: Tensor,
+    /// (E·C,) u32: the token each capacity row holds; u32::MAX (a zero row) for padding. `None`
+    /// for the `Tokens` layout, whose row e·T + t always holds token t.
+    row_token: Option<Tensor>,
     /// (E·C,) u32: the slot t·K + k each capacity row answers; u32::MAX for padding.
     row_slot: Tensor,
     /// (T·K,) u32: the capacity row of each slot (the inverse of `row_slot`).
@@ -369,6 +459,8 @@ impl MoeBlock {
             experts,
             syncs: Cell::new(0),
             last_layout: Cell::new(None),
+            sorted_capacity: Cell::new(SortedCapacity::default()),
+            sorted_consts: RefCell::new(None),
         })
     }
 
@@ -396,20 +488,27 @@ impl MoeBlock {
             experts,
             syncs: Cell::new(0),
             last_layout: Cell::new(None),
+            sorted_capacity: Cell::new(SortedCapacity::default()),
+            sorted_consts: RefCell::new(None),
         })
     }
 
     /// The experts' weights stacked: gate and up (E, D, F), down (E, F, D).
+    ///
+    /// A `cat` of the (D, F) matrices along their rows, reshaped, rather than `Tensor::stack`:
+    /// stack unsqueezes every expert first, and each of those E reshape nodes costs the backward
+    /// pass one more gradient accumulation (a zero fill and an add per expert and weight, as
+    /// candle's backprop accumulates every node's gradient). Forward: E copies per weight;
+    /// backward: E + 1 accumulations per weight instead of 2·E.
     pub fn stacked(&self) -> Result<(Tensor, Tensor, Tensor)> {
-        let stack = |f: &dyn Fn(&Expert) -> &Var| {
-            Tensor::stack(
-                &self
-                    .experts
-                    .iter()
-                    .map(|x| f(x).as_tensor().clone())
-                    .collect::<Vec<_>>(),
-                0,
-            )
+        let stack = |f: &dyn Fn(&Expert) -> &Var| -> Result<Tensor> {
+            let ws: Vec<Tensor> = self
+                .experts
+                .iter()
+                .map(|x| f(x).as_tensor().clone())
+                .collect();
+            let (rows, cols) = ws[0].dims2()?;
+            Tensor::cat(&ws, 0)?.reshape((ws.len(), rows, cols))
         };
         Ok((
             stack(&|x| &x.gate)?,
@@ -455,6 +554,16 @@ impl MoeBlock {
             ]);
         }
         v
+    }
+
+    /// How `sorted` sizes its capacity layout (default [`SortedCapacity::Tokens`]).
+    pub fn sorted_capacity(&self) -> SortedCapacity {
+        self.sorted_capacity.get()
+    }
+
+    /// Sets how `sorted` sizes its capacity layout; both choices are exact.
+    pub fn set_sorted_capacity(&self, capacity: SortedCapacity) {
+        self.sorted_capacity.set(capacity);
     }
 
     /// Host syncs issued so far by forward passes.
@@ -707,20 +816,16 @@ impl MoeBlock {
         Ok(out)
     }
 
-    /// Device top-K, one host read of the expert ids, and a counting sort by expert (stable: rows
-    /// keep slot order within an expert) into a capacity layout; the three index tensors go to
-    /// the device in one upload.
-    ///
-    /// The host read stays because candle's shapes live on the host: the capacity C (the busiest
-    /// expert's count) sizes the batched matmuls, so some count must come back before they are
-    /// launched; reading the (T, K) ids instead of only the E counts costs the same sync and lets
-    /// the sort run on the host instead of as a dozen small device kernels.
+    /// `sorted`'s top-K: the (T, K) expert ids (u32, best first) and the gates (T, K) in the
+    /// block's dtype, differentiable w.r.t. the router.
     ///
     /// The gates are the softmax of the K selected logits, which equals the full softmax
     /// renormalised over the top K (the full denominator cancels) at a fraction of the ops, in
-    /// both passes; top-K of the logits is top-K of the probabilities.
-    fn sorted_routing(&self, x: &Tensor) -> Result<SortedRouting> {
-        let (k, e_count) = (self.config.k, self.config.e);
+    /// both passes; top-K of the logits is top-K of the probabilities. The selected logits come
+    /// sorted descending, so their first column is the row maximum the softmax subtracts (no
+    /// reduction for it).
+    fn sorted_topk(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = self.config.k;
         let logits = x.matmul(self.router.as_tensor())?;
         let logits = if logits.dtype() == DType::F64 {
             logits
@@ -732,7 +837,92 @@ impl MoeBlock {
             .arg_sort_last_dim(false)?
             .narrow(1, 0, k)?
             .contiguous()?;
-        let gates = softmax_f32(&logits.gather(&idx, 1)?)?.to_dtype(self.config.dtype)?;
+        let top = logits.gather(&idx, 1)?;
+        let e = top.broadcast_sub(&top.narrow(1, 0, 1)?.detach())?.exp()?;
+        let gates = e
+            .broadcast_div(&e.sum_keepdim(1)?)?
+            .to_dtype(self.config.dtype)?;
+        Ok((idx, gates))
+    }
+
+    /// The `Tokens` layout's index constants for `t` tokens on `device`, built once.
+    fn sorted_consts(&self, t: usize, device: &Device) -> Result<std::cell::Ref<'_, SortedConsts>> {
+        let fresh = matches!(&*self.sorted_consts.borrow(),
+            Some(c) if c.tokens == t && c.device.same_device(device));
+        if !fresh {
+            let (k, e) = (self.config.k, self.config.e);
+            let tokens: Vec<u32> = (0..t as u32).collect();
+            let first: Vec<u32> = (0..t).map(|i| (i * k) as u32).collect();
+            let experts: Vec<u32> = (0..e as u32).collect();
+            *self.sorted_consts.borrow_mut() = Some(SortedConsts {
+                tokens: t,
+                device: device.clone(),
+                token_col: Tensor::from_vec(tokens, (t, 1), device)?,
+                first_slot: Tensor::from_vec(first, (1, t), device)?,
+                experts: Tensor::from_vec(experts, (e, 1, 1), device)?,
+                none: Tensor::full(u32::MAX, (e, t), device)?,
+            });
+        }
+        Ok(std::cell::Ref::map(self.sorted_consts.borrow(), |c| {
+            c.as_ref().expect("set above")
+        }))
+    }
+
+    /// The routing of `sorted`, with the layout chosen by [`MoeBlock::sorted_capacity`].
+    fn sorted_routing(&self, x: &Tensor) -> Result<SortedRouting> {
+        let routing = match self.sorted_capacity.get() {
+            SortedCapacity::Tokens => self.sorted_routing_tokens(x)?,
+            SortedCapacity::Busiest => self.sorted_routing_busiest(x)?,
+        };
+        self.last_layout.set(Some(routing.layout));
+        Ok(routing)
+    }
+
+    /// `Tokens` layout (C = T), all on the device: no host read, no upload, static shapes.
+    ///
+    /// A token picks an expert at most once, so row e·T + t can hold token t's row for expert
+    /// e and no sort is needed. Slot (t, k) → row `ids[t, k]·T + t` (an affine and an add);
+    /// row (e, t) → the slot t·K + k with `ids[t, k] = e`, or u32::MAX where t did not pick e
+    /// (a compare to (E, T, K), a max and an argmax over K, an add and a select). Every row
+    /// holds its token (`row_token` is `None`: the experts run on x broadcast to (E, T, D), as
+    /// `dense` runs them); the unpicked rows' outputs are never read, and their gradient is
+    /// exactly zero (the combine's backward reads u32::MAX there), so they add nothing to any
+    /// gradient.
+    fn sorted_routing_tokens(&self, x: &Tensor) -> Result<SortedRouting> {
+        let (t, _) = x.dims2()?;
+        let (k, e_count) = (self.config.k, self.config.e);
+        let (idx, gates) = self.sorted_topk(x)?;
+        let c = self.sorted_consts(t, x.device())?;
+        let slot_row = idx
+            .affine(t as f64, 0.)?
+            .broadcast_add(&c.token_col)?
+            .flatten_all()?; // (T·K,)
+        let picked = c.experts.broadcast_eq(&idx.unsqueeze(0)?)?; // (E, T, K) u8
+        let slot = picked.argmax(2)?.broadcast_add(&c.first_slot)?; // (E, T)
+        let row_slot = picked.max(2)?.where_cond(&slot, &c.none)?.flatten_all()?; // (E·T,)
+        Ok(SortedRouting {
+            gates,
+            row_token: None,
+            row_slot,
+            slot_row,
+            layout: CapacityLayout {
+                experts: e_count,
+                capacity: t,
+                routed: t * k,
+            },
+        })
+    }
+
+    /// `Busiest` layout: one host read of the expert ids and a counting sort by expert (stable:
+    /// rows keep slot order within an expert) into a capacity layout, C the busiest expert's
+    /// count; the three index tensors go to the device in one upload.
+    ///
+    /// The host read is what sizes C (candle's shapes live on the host); reading the (T, K) ids
+    /// instead of only the E counts costs the same sync and lets the sort run on the host
+    /// instead of as a dozen small device kernels.
+    fn sorted_routing_busiest(&self, x: &Tensor) -> Result<SortedRouting> {
+        let (k, e_count) = (self.config.k, self.config.e);
+        let (idx, gates) = self.sorted_topk(x)?;
         let chosen = self.read::<u32>(&idx)?;
         let t = chosen.len();
         let mut counts = vec![0usize; e_count];
@@ -756,23 +946,21 @@ impl MoeBlock {
             }
         }
         let index = Tensor::from_vec(index, 2 * rows + t * k, x.device())?;
-        let layout = CapacityLayout {
-            experts: e_count,
-            capacity,
-            routed: t * k,
-        };
-        self.last_layout.set(Some(layout));
         Ok(SortedRouting {
             gates,
-            row_token: index.narrow(0, 0, rows)?,
+            row_token: Some(index.narrow(0, 0, rows)?),
             row_slot: index.narrow(0, rows, rows)?,
             slot_row: index.narrow(0, 2 * rows, t * k)?,
-            layout,
+            layout: CapacityLayout {
+                experts: e_count,
+                capacity,
+                routed: t * k,
+            },
         })
     }
 
-    /// Experts on their rows in an (E, C, D) capacity layout: one gather in, one batched matmul
-    /// per projection, one gather back; no index_add in either pass.
+    /// Experts on their rows in an (E, C, D) capacity layout: one batched matmul per
+    /// projection, one gather back; no index_add in either pass. With `Busiest`, one gather in.
     fn sorted_forward(&self, x: &Tensor) -> Result<Tensor> {
         let (t, d) = x.dims2()?;
         let k = self.config.k;
@@ -780,19 +968,37 @@ impl MoeBlock {
         let CapacityLayout {
             experts, capacity, ..
         } = routing.layout;
-        // Dispatch: the token of every capacity row (padding reads zeros). Its gradient: each
-        // (token, slot)'s row, summed over the K slots of a token.
-        let rows = GatherRows::apply(x, &routing.row_token, &routing.slot_row, k)?
-            .reshape((experts, capacity, d))?;
-        // Zero padding rows stay zero through SwiGLU (silu(0)·0 = 0), and their gradient is zero
-        // too (the combine's gradient reads u32::MAX there), so they add nothing to any weight.
         let (w_gate, w_up, w_down) = self.stacked()?;
-        let h = (rows.matmul(&w_gate)?.silu()? * rows.matmul(&w_up)?)?;
-        let y = h.matmul(&w_down)?.reshape((experts * capacity, d))?;
-        // Combine: back to (token, slot) order by the inverse permutation; its gradient is the
-        // gather by the permutation itself.
+        let (g, u) = match &routing.row_token {
+            // Dispatch: the token of every capacity row (padding reads zeros). Its gradient:
+            // each (token, slot)'s row, summed over the K slots of a token. Zero padding rows
+            // stay zero through SwiGLU (silu(0)·0 = 0).
+            Some(row_token) => {
+                let rows = GatherRows::apply_shaped(
+                    x,
+                    row_token,
+                    &routing.slot_row,
+                    k,
+                    (experts, capacity, d),
+                )?;
+                (rows.matmul(&w_gate)?, rows.matmul(&w_up)?)
+            }
+            // Row (e, t) holds token t: x itself, broadcast over the experts (no gather). One
+            // copy: `broadcast_matmul` would make its broadcast contiguous once per projection.
+            None => {
+                let xb = x
+                    .unsqueeze(0)?
+                    .broadcast_as((experts, capacity, d))?
+                    .contiguous()?;
+                (xb.matmul(&w_gate)?, xb.matmul(&w_up)?)
+            }
+        };
+        let y = (g.silu()? * u)?.matmul(&w_down)?; // (E, C, D)
+                                                   // Combine: back to (token, slot) order by the inverse permutation; its gradient is the
+                                                   // gather by the permutation itself (u32::MAX, a zero row, where a row holds no slot:
+                                                   // padding rows get exactly zero gradient and add nothing to any weight).
         let per_slot =
-            GatherRows::apply(&y, &routing.slot_row, &routing.row_slot, 1)?.reshape((t, k, d))?;
+            GatherRows::apply_shaped(&y, &routing.slot_row, &routing.row_slot, 1, (t, k, d))?;
         // The gates' gradient is the per-row dot product of the expert outputs with the output
         // gradient: broadcast_mul's backward, summed over D.
         per_slot.broadcast_mul(&routing.gates.unsqueeze(2)?)?.sum(1)

@@ -7,7 +7,7 @@
 //! f64 reference that shares no code with moe-core, on the same configuration and data and more.
 
 use candle_core::{DType, Device, Tensor};
-use moe_core::{Dispatch, MoeBlock, MoeConfig};
+use moe_core::{Dispatch, MoeBlock, MoeConfig, SortedCapacity};
 
 fn target() -> Device {
     harness::device::test_target()
@@ -36,12 +36,9 @@ fn host_syncs_per_forward() {
     }
     // An exhaustive match: a new strategy must state its count here.
     let expected = |d: Dispatch| match d {
-        Dispatch::HostTopK
-        | Dispatch::Gather
-        | Dispatch::ScatterAdd
-        | Dispatch::OneHotMatmul
-        | Dispatch::Sorted => 1,
-        Dispatch::Dense => 0,
+        Dispatch::HostTopK | Dispatch::Gather | Dispatch::ScatterAdd | Dispatch::OneHotMatmul => 1,
+        // `sorted` with its default layout (`SortedCapacity::Tokens`): routing on the device.
+        Dispatch::Dense | Dispatch::Sorted => 0,
     };
     assert_eq!(
         counts,
@@ -50,4 +47,35 @@ fn host_syncs_per_forward() {
             .map(|d| (d.name(), expected(d)))
             .collect::<Vec<_>>()
     );
+}
+
+/// `sorted`'s two layouts: `Tokens` (the default) reads nothing back, `Busiest` reads the top-K
+/// ids once per forward to size its capacity.
+#[test]
+fn sorted_host_syncs_per_layout() {
+    let dev = target();
+    let block = MoeBlock::new(
+        MoeConfig {
+            d: 8,
+            e: 4,
+            k: 2,
+            f: 8,
+            dtype: DType::F32,
+        },
+        &dev,
+    )
+    .unwrap();
+    assert_eq!(block.sorted_capacity(), SortedCapacity::Tokens);
+    let x = Tensor::randn(0f32, 1.0, (10, 8), &dev).unwrap();
+    for (capacity, want) in [(SortedCapacity::Tokens, 0), (SortedCapacity::Busiest, 1)] {
+        block.set_sorted_capacity(capacity);
+        let before = block.host_syncs();
+        block.forward(&x, Dispatch::Sorted).unwrap();
+        block.route(&x, Dispatch::Sorted).unwrap();
+        assert_eq!(
+            block.host_syncs() - before,
+            2 * want,
+            "{capacity:?}: forward + route"
+        );
+    }
 }

@@ -2,9 +2,14 @@
 //! ops), in f64 on the device named by `CANDLE_REPRO_DEVICE` (default cpu; f32 on Metal, which
 //! has no f64): routing ties, experts that get no token, run-to-run determinism, the padding
 //! rows' zero index, and its row gather's gradient against candle's own `index_select` gradient.
+//! Each check runs on both capacity layouts (`SortedCapacity::Tokens`, the default, routed on the
+//! device; `SortedCapacity::Busiest`, counting-sorted on the host).
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
-use moe_core::{CapacityLayout, Dispatch, GatherRows, MoeBlock, MoeConfig};
+use moe_core::{CapacityLayout, Dispatch, GatherRows, MoeBlock, MoeConfig, SortedCapacity};
+
+/// Both layouts of `sorted`; every check below runs on each.
+const LAYOUTS: [SortedCapacity; 2] = [SortedCapacity::Tokens, SortedCapacity::Busiest];
 
 const TOKENS: usize = 6;
 
@@ -92,29 +97,36 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// `sorted` against `dense` on the same block and input: output and every gradient.
+/// `sorted` against `dense` on the same block and input: output and every gradient, under each
+/// layout (the block is left with the last one set).
 fn assert_sorted_matches_dense(block: &MoeBlock, x: &Tensor) {
     let tol = tolerance(x.device());
     let (want, want_grads) = run(block, x, Dispatch::Dense);
-    let (got, got_grads) = run(block, x, Dispatch::Sorted);
-    let e = max_abs_diff(&want, &got);
-    assert!(e <= tol, "output differs from dense by {e:e}");
-    for (name, var) in block.var_names().iter().zip(block.vars()) {
-        let (want, got) = match (
-            want_grads.get(var.as_tensor()),
-            got_grads.get(var.as_tensor()),
-        ) {
-            (Some(w), Some(g)) => (w.clone(), g.clone()),
-            // No gradient at all only where dense has none either.
-            (None, None) => continue,
-            (w, g) => panic!(
-                "{name}: dense gradient {}, sorted gradient {}",
-                w.is_some(),
-                g.is_some()
-            ),
-        };
+    for layout in LAYOUTS {
+        block.set_sorted_capacity(layout);
+        let (got, got_grads) = run(block, x, Dispatch::Sorted);
         let e = max_abs_diff(&want, &got);
-        assert!(e <= tol, "gradient of {name} differs from dense by {e:e}");
+        assert!(e <= tol, "{layout:?}: output differs from dense by {e:e}");
+        for (name, var) in block.var_names().iter().zip(block.vars()) {
+            let (want, got) = match (
+                want_grads.get(var.as_tensor()),
+                got_grads.get(var.as_tensor()),
+            ) {
+                (Some(w), Some(g)) => (w.clone(), g.clone()),
+                // No gradient at all only where dense has none either.
+                (None, None) => continue,
+                (w, g) => panic!(
+                    "{layout:?}: {name}: dense gradient {}, sorted gradient {}",
+                    w.is_some(),
+                    g.is_some()
+                ),
+            };
+            let e = max_abs_diff(&want, &got);
+            assert!(
+                e <= tol,
+                "{layout:?}: gradient of {name} differs from dense by {e:e}"
+            );
+        }
     }
 }
 
@@ -127,14 +139,20 @@ fn ties_route_like_dense() {
     let block = block_with_router(vec![0.0; c.d * c.e], &dev);
     let x = tensor(seq(TOKENS * c.d, 2.3, 0.5), &[TOKENS, c.d], &dev);
     assert_sorted_matches_dense(&block, &x);
-    assert_eq!(
-        block.last_capacity_layout(),
-        Some(CapacityLayout {
-            experts: c.e,
-            capacity: TOKENS,
-            routed: TOKENS * c.k,
-        })
-    );
+    for layout in LAYOUTS {
+        block.set_sorted_capacity(layout);
+        block.forward(&x, Dispatch::Sorted).unwrap();
+        // Tokens: C = T always; Busiest: K experts serve all T tokens.
+        assert_eq!(
+            block.last_capacity_layout(),
+            Some(CapacityLayout {
+                experts: c.e,
+                capacity: TOKENS,
+                routed: TOKENS * c.k,
+            }),
+            "{layout:?}"
+        );
+    }
 }
 
 #[test]
@@ -171,17 +189,23 @@ fn an_expert_without_tokens_gets_a_zero_gradient() {
         "the fixed data should leave the last expert without tokens"
     );
     assert_sorted_matches_dense(&block, &x);
-    let (_, grads) = run(&block, &x, Dispatch::Sorted);
-    let idle = &block.experts[e - 1];
-    for var in [&idle.gate, &idle.up, &idle.down] {
-        let g = grads
-            .get(var.as_tensor())
-            .expect("stacked: every expert gets a gradient");
-        assert!(values(g).iter().all(|v| *v == 0.0), "idle expert: {g}");
+    for layout in LAYOUTS {
+        block.set_sorted_capacity(layout);
+        let (_, grads) = run(&block, &x, Dispatch::Sorted);
+        let idle = &block.experts[e - 1];
+        for var in [&idle.gate, &idle.up, &idle.down] {
+            let g = grads
+                .get(var.as_tensor())
+                .expect("stacked: every expert gets a gradient");
+            assert!(
+                values(g).iter().all(|v| *v == 0.0),
+                "{layout:?}: idle expert: {g}"
+            );
+        }
+        let l = block.last_capacity_layout().unwrap();
+        assert_eq!(l.routed, TOKENS * c.k);
+        assert!(l.rows() >= l.routed);
     }
-    let layout = block.last_capacity_layout().unwrap();
-    assert_eq!(layout.routed, TOKENS * c.k);
-    assert!(layout.rows() >= layout.routed);
 }
 
 #[test]
@@ -190,14 +214,18 @@ fn runs_are_bitwise_identical() {
     let c = config(&dev);
     let block = block_with_router(seq(c.d * c.e, 1.7, 0.3), &dev);
     let x = tensor(seq(TOKENS * c.d, 2.3, 0.5), &[TOKENS, c.d], &dev);
-    let (out1, grads1) = run(&block, &x, Dispatch::Sorted);
-    let (out2, grads2) = run(&block, &x, Dispatch::Sorted);
-    assert_eq!(values(&out1), values(&out2));
-    for var in block.vars() {
-        assert_eq!(
-            values(grads1.get(var.as_tensor()).unwrap()),
-            values(grads2.get(var.as_tensor()).unwrap())
-        );
+    for layout in LAYOUTS {
+        block.set_sorted_capacity(layout);
+        let (out1, grads1) = run(&block, &x, Dispatch::Sorted);
+        let (out2, grads2) = run(&block, &x, Dispatch::Sorted);
+        assert_eq!(values(&out1), values(&out2), "{layout:?}");
+        for var in block.vars() {
+            assert_eq!(
+                values(grads1.get(var.as_tensor()).unwrap()),
+                values(grads2.get(var.as_tensor()).unwrap()),
+                "{layout:?}"
+            );
+        }
     }
 }
 
@@ -275,4 +303,52 @@ fn padding_index_reads_a_zero_row() {
             .unwrap(),
         vec![vec![1.0; 3], vec![0.0; 3], vec![1.0; 3]]
     );
+}
+
+#[test]
+fn shaped_gather_matches_reshape_and_index_select() {
+    // apply_shaped reads a (2, 4, 3) source as 8 rows of 3 and shapes the result (4, 2, 3):
+    // the same values and source gradient as reshape → index_select → reshape (fold 2: the
+    // gradient index lists each source row's two output rows).
+    let dev = target();
+    let src = Var::from_tensor(&tensor(seq(2 * 4 * 3, 0.9, 0.4), &[2, 4, 3], &dev)).unwrap();
+    let index: Vec<u32> = vec![5, 0, 7, 2, 1, 6, 3, 4];
+    let mut grad_index = vec![0u32; 16];
+    for (out_row, &row) in index.iter().enumerate() {
+        // Each source row read once here; fold 2 pairs it with a padding read (zero row).
+        grad_index[2 * row as usize] = out_row as u32;
+        grad_index[2 * row as usize + 1] = u32::MAX;
+    }
+    let (index, grad_index) = (
+        Tensor::new(index.as_slice(), &dev).unwrap(),
+        Tensor::new(grad_index.as_slice(), &dev).unwrap(),
+    );
+    let weights = tensor(seq(8 * 3, 0.3, 0.2), &[4, 2, 3], &dev);
+    let ours =
+        GatherRows::apply_shaped(src.as_tensor(), &index, &grad_index, 2, (4, 2, 3)).unwrap();
+    let theirs = src
+        .as_tensor()
+        .reshape((8, 3))
+        .unwrap()
+        .index_select(&index, 0)
+        .unwrap()
+        .reshape((4, 2, 3))
+        .unwrap();
+    assert_eq!(ours.dims(), &[4, 2, 3]);
+    assert_eq!(values(&ours), values(&theirs));
+    let grad = |t: &Tensor| {
+        (t * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(src.as_tensor())
+            .unwrap()
+            .clone()
+    };
+    let (g_ours, g_theirs) = (grad(&ours), grad(&theirs));
+    assert_eq!(g_ours.dims(), &[2, 4, 3]);
+    let e = max_abs_diff(&g_ours, &g_theirs);
+    assert!(e <= tolerance(&dev), "{e:e}");
 }

@@ -11,7 +11,7 @@ use harness::bench::{table, BenchRecord};
 use harness::device::{Environment, CANDLE_VERSION};
 use harness::plot::{line_chart_svg, Series};
 use harness::timing::{measure, warm_device, Stats, TimingConfig};
-use moe_core::{DenseFfn, Dispatch, MoeBlock, MoeConfig};
+use moe_core::{DenseFfn, Dispatch, MoeBlock, MoeConfig, SortedCapacity};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +51,10 @@ struct Args {
     /// `LD_PRELOAD=<dir>/liblaunch_count.so` (built from tools/cuda-launch-count).
     #[arg(long)]
     count_launches: bool,
+    /// The `sorted` strategy's capacity layout: `tokens` (C = T, routed on the device, no host
+    /// sync) or `busiest` (C = the busiest expert's count, one host read per forward).
+    #[arg(long, default_value = "tokens", value_parser = ["tokens", "busiest"])]
+    sorted_capacity: String,
 }
 
 /// The preloaded counter's `launch_count_snapshot`, when there is one.
@@ -328,6 +332,10 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
                     dtype,
                 };
                 let block = MoeBlock::new(config, device)?;
+                block.set_sorted_capacity(match args.sorted_capacity.as_str() {
+                    "busiest" => SortedCapacity::Busiest,
+                    _ => SortedCapacity::Tokens,
+                });
                 let ffn = DenseFfn::new(d, k * 4 * d, dtype, device)?;
                 let x = Tensor::randn(0f32, 1.0, (t, d), device)?.to_dtype(dtype)?;
                 if !warmed {
@@ -541,7 +549,8 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
     )];
     for (dtype, t, d, l) in &layouts {
         notes.push(format!(
-            "sorted at {} T = {t} D = {d}: capacity {} rows × {} experts for {} routed rows, padding {:.1}% of the expert FLOPs",
+            "sorted ({} layout) at {} T = {t} D = {d}: capacity {} rows × {} experts for {} routed rows, padding {:.1}% of the expert FLOPs",
+            args.sorted_capacity,
             dtype.as_str(),
             l.capacity,
             l.experts,
