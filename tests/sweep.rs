@@ -106,6 +106,30 @@ fn sweep_on_device(op: &'static ops::Op, device: &str) -> Result<(), Failed> {
     }
 }
 
+/// Every observed divergence has its standalone repro, and every repro a divergence.
+fn one_repro_per_divergence() -> Result<(), Failed> {
+    let known = KnownSet::load(&manifest_path())?;
+    let want: BTreeSet<String> = known
+        .entries
+        .iter()
+        .filter(|(_, k)| k.observed)
+        .map(|(id, _)| repro::sweep::run::repro_file_name(id))
+        .collect();
+    let mut have = BTreeSet::new();
+    for entry in std::fs::read_dir(workspace_root().join("repro/sweep-repros/src/bin"))? {
+        have.insert(entry?.file_name().to_string_lossy().into_owned());
+    }
+    if want != have {
+        return Err(format!(
+            "repros without a divergence: {:?}; divergences without a repro: {:?}",
+            have.difference(&want).collect::<Vec<_>>(),
+            want.difference(&have).collect::<Vec<_>>()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn no_stale_sweep_snapshots() -> Result<(), Failed> {
     let dir = workspace_root().join("tests/snapshots/sweep");
     for entry in std::fs::read_dir(&dir)? {
@@ -213,6 +237,9 @@ fn main() {
     }));
     trials.push(Trial::test("status_matches_its_sources", || {
         guarded(status_matches_its_sources)
+    }));
+    trials.push(Trial::test("one_repro_per_divergence", || {
+        guarded(one_repro_per_divergence)
     }));
     trials.push(Trial::test("no_stale_sweep_snapshots", || {
         guarded(no_stale_sweep_snapshots)

@@ -366,20 +366,31 @@ pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, String> {
         println!("  STATUS.md not written: {e}");
     }
     let changed = changes(&cfg.report_dir, backend);
+    // With --bless the sweep's changes are already in the manifest; the suite's never are.
+    let (recorded, differs): (Vec<&String>, Vec<&String>) = changed
+        .iter()
+        .partition(|c| cfg.bless && c.starts_with("sweep:"));
     let broke = outcomes.iter().filter(|o| !o.ok).count();
     if broke > 0 {
         println!("\n{broke} step(s) failed (above); their reports are missing or stale.");
     }
-    if changed.is_empty() && broke == 0 {
-        println!("\nNothing differs from repro/expected.toml and repro/sweep-known.toml.");
-    } else if !changed.is_empty() {
-        println!("\nDiffers from the manifests ({}):", changed.len());
-        for c in &changed {
+    if !recorded.is_empty() {
+        println!(
+            "\nRecorded in repro/sweep-known.toml by --bless ({}; review the diff):",
+            recorded.len()
+        );
+        for c in &recorded {
             println!("  - {c}");
         }
-        if !cfg.bless {
-            println!("Review the reports named above; to record this run's sweep, rerun with --bless (it confirms or refutes the source predictions too), and update repro/expected.toml for suite changes.");
+    }
+    if !differs.is_empty() {
+        println!("\nDiffers from the manifests ({}):", differs.len());
+        for c in &differs {
+            println!("  - {c}");
         }
+        println!("Review the reports named above; to record this run's sweep, rerun with --bless (it confirms or refutes the source predictions too), and update repro/expected.toml for suite changes.");
+    } else if broke == 0 {
+        println!("\nNothing else differs from repro/expected.toml and repro/sweep-known.toml.");
     }
     let dir = cfg.report_dir.display();
     let blessed = if cfg.bless {
@@ -390,9 +401,9 @@ pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, String> {
     println!(
         "\nTo share: commit what this run wrote (`git add {dir}{blessed} && git status`: {dir}/{backend}/, {dir}/sweep/{backend}/, {dir}/STATUS.md), or attach a bundle to an issue: `tar czf collect-{backend}.tar.gz {dir}/{backend} {dir}/sweep/{backend} {dir}/STATUS.md`."
     );
-    Ok(if outcomes.iter().any(|o| !o.ok) {
+    Ok(if broke > 0 {
         1
-    } else if changed.is_empty() {
+    } else if differs.is_empty() {
         0
     } else {
         3

@@ -43,7 +43,7 @@ fn collect_runs_every_step_on_the_cpu() {
         );
     }
     assert!(
-        out.contains("Nothing differs from repro/expected.toml and repro/sweep-known.toml."),
+        out.contains("Nothing else differs from repro/expected.toml and repro/sweep-known.toml."),
         "{out}"
     );
     assert!(out.contains("To share: commit"), "{out}");

@@ -776,6 +776,21 @@ pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String>
         rustfmt(&p);
         written.push(p);
     }
+    // The repro of a divergence the manifest no longer lists goes with it.
+    let listed: BTreeSet<String> = known
+        .entries
+        .iter()
+        .filter(|(_, k)| k.observed)
+        .map(|(id, _)| repro_file_name(id))
+        .collect();
+    for entry in std::fs::read_dir(&cfg.repro_dir).map_err(|e| e.to_string())? {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("sweep_") && name.ends_with(".rs") && !listed.contains(name.as_ref()) {
+            let p = cfg.repro_dir.join(name.as_ref());
+            std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
     Ok(written)
 }
 
