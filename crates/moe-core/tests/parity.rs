@@ -36,9 +36,13 @@ fn host_syncs_per_forward() {
     }
     // An exhaustive match: a new strategy must state its count here.
     let expected = |d: Dispatch| match d {
-        Dispatch::HostTopK | Dispatch::Gather | Dispatch::ScatterAdd | Dispatch::OneHotMatmul => 1,
-        // `sorted` with its default layout (`SortedCapacity::Tokens`): routing on the device.
-        Dispatch::Dense | Dispatch::Sorted => 0,
+        // `sorted` with its default layout (`SortedCapacity::Busiest`): one read of the top-K ids.
+        Dispatch::HostTopK
+        | Dispatch::Gather
+        | Dispatch::ScatterAdd
+        | Dispatch::OneHotMatmul
+        | Dispatch::Sorted => 1,
+        Dispatch::Dense => 0,
     };
     assert_eq!(
         counts,
@@ -49,7 +53,7 @@ fn host_syncs_per_forward() {
     );
 }
 
-/// `sorted`'s two layouts: `Tokens` (the default) reads nothing back, `Busiest` reads the top-K
+/// `sorted`'s two layouts: `Tokens` reads nothing back, `Busiest` (the default) reads the top-K
 /// ids once per forward to size its capacity.
 #[test]
 fn sorted_host_syncs_per_layout() {
@@ -65,7 +69,7 @@ fn sorted_host_syncs_per_layout() {
         &dev,
     )
     .unwrap();
-    assert_eq!(block.sorted_capacity(), SortedCapacity::Tokens);
+    assert_eq!(block.sorted_capacity(), SortedCapacity::Busiest);
     let x = Tensor::randn(0f32, 1.0, (10, 8), &dev).unwrap();
     for (capacity, want) in [(SortedCapacity::Tokens, 0), (SortedCapacity::Busiest, 1)] {
         block.set_sorted_capacity(capacity);

@@ -2,8 +2,8 @@
 //! ops), in f64 on the device named by `CANDLE_REPRO_DEVICE` (default cpu; f32 on Metal, which
 //! has no f64): routing ties, experts that get no token, run-to-run determinism, the padding
 //! rows' zero index, and its row gather's gradient against candle's own `index_select` gradient.
-//! Each check runs on both capacity layouts (`SortedCapacity::Tokens`, the default, routed on the
-//! device; `SortedCapacity::Busiest`, counting-sorted on the host).
+//! Each check runs on both capacity layouts (`SortedCapacity::Tokens`, routed on the
+//! device; `SortedCapacity::Busiest`, the default, counting-sorted on the host).
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
 use moe_core::{CapacityLayout, Dispatch, GatherRows, MoeBlock, MoeConfig, SortedCapacity};
