@@ -15,6 +15,17 @@ pub const DEVICE_ENV: &str = "CANDLE_REPRO_DEVICE";
 /// The candle-core version this build resolved (read from Cargo.lock by build.rs).
 pub const CANDLE_VERSION: &str = env!("HARNESS_CANDLE_VERSION");
 
+/// `rustc --version` of the compiler that built this binary (build.rs); empty if unknown.
+pub const RUSTC_VERSION: &str = env!("HARNESS_RUSTC_VERSION");
+
+/// The release of the nvcc on the PATH when a CUDA build compiled (build.rs), e.g. `12.4`;
+/// empty in a non-CUDA build or when nvcc was not found.
+pub const NVCC_RELEASE: &str = env!("HARNESS_NVCC_RELEASE");
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
     /// Metal if compiled in and present, then CUDA, then CPU.
@@ -147,6 +158,17 @@ pub struct DeviceInfo {
     pub name: String,
     /// GPU driver version where the platform tells it.
     pub driver: Option<String>,
+    /// The OS the run saw ("Ubuntu 24.04.3 LTS", "macOS 14.5"): on a Mac, with the chip in
+    /// `name`, what a Metal report needs.
+    pub os: Option<String>,
+    /// The compiler that built the binary (`rustc 1.95.0 (…)`).
+    pub rustc: Option<String>,
+    /// CUDA: the highest CUDA version the driver supports (nvidia-smi's `CUDA Version`).
+    pub cuda_driver_api: Option<String>,
+    /// CUDA: the nvcc release candle's kernels were compiled with, when the build found one.
+    pub cuda_toolkit: Option<String>,
+    /// CUDA: the device's compute capability, e.g. `9.0`.
+    pub compute_capability: Option<String>,
 }
 
 /// Where the verdict came from: candle version, OS, both devices.
@@ -174,31 +196,57 @@ impl Environment {
 pub fn describe(device: &Device) -> DeviceInfo {
     let backend = backend_name(device).to_string();
     let location = location(device);
+    let base = DeviceInfo {
+        location,
+        backend,
+        name: String::new(),
+        driver: None,
+        os: Some(os_description()),
+        rustc: non_empty(RUSTC_VERSION),
+        cuda_driver_api: None,
+        cuda_toolkit: None,
+        compute_capability: None,
+    };
     match device.location() {
         candle_core::DeviceLocation::Cpu => DeviceInfo {
-            location,
-            backend,
             name: cpu_model(),
-            driver: None,
+            ..base
         },
         candle_core::DeviceLocation::Cuda { gpu_id } => {
             let (name, driver) =
                 nvidia_smi(gpu_id).unwrap_or(("NVIDIA GPU (name unavailable)".into(), None));
             DeviceInfo {
-                location: format!("cuda:{gpu_id}"),
-                backend,
                 name,
                 driver,
+                cuda_driver_api: command_output("nvidia-smi", &[])
+                    .and_then(|s| cuda_version_of_smi(&s)),
+                cuda_toolkit: non_empty(NVCC_RELEASE),
+                compute_capability: nvidia_smi_field(gpu_id, "compute_cap"),
+                ..base
             }
         }
         candle_core::DeviceLocation::Metal { .. } => DeviceInfo {
-            location,
-            backend,
             // On Apple silicon the GPU is part of the SoC the CPU brand names ("Apple M2 Pro").
             name: cpu_model(),
-            driver: None,
+            ..base
         },
     }
+}
+
+/// `13.0` from the `CUDA Version: 13.0` in nvidia-smi's banner.
+fn cuda_version_of_smi(text: &str) -> Option<String> {
+    let rest = text.split("CUDA Version:").nth(1)?;
+    let v = rest.split_whitespace().next()?.trim_end_matches('|');
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// One `--query-gpu` field on its own, so a driver that lacks it loses only that field.
+fn nvidia_smi_field(gpu: usize, field: &str) -> Option<String> {
+    let id = gpu.to_string();
+    let query = format!("--query-gpu={field}");
+    let s = command_output("nvidia-smi", &["-i", &id, &query, "--format=csv,noheader"])?;
+    let v = s.lines().next()?.trim().to_string();
+    (!v.is_empty() && !v.contains("N/A") && !v.contains("Field")).then_some(v)
 }
 
 fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
@@ -276,6 +324,25 @@ mod tests {
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert!("cpu:1".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn cuda_version_is_read_from_the_smi_banner() {
+        let banner =
+            "| NVIDIA-SMI 580.159.04   Driver Version: 580.159.04   CUDA Version: 13.0     |";
+        assert_eq!(cuda_version_of_smi(banner).as_deref(), Some("13.0"));
+        assert_eq!(cuda_version_of_smi("no banner"), None);
+    }
+
+    #[test]
+    fn a_cpu_description_names_the_toolchain_and_os() {
+        let d = describe(&Device::Cpu);
+        assert!(
+            d.rustc.as_deref().is_some_and(|r| r.starts_with("rustc ")),
+            "{d:?}"
+        );
+        assert!(d.os.as_deref().is_some_and(|o| !o.is_empty()), "{d:?}");
+        assert_eq!(d.compute_capability, None);
     }
 
     #[test]
