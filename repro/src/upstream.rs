@@ -958,7 +958,7 @@ fn expected_vs_actual(run: &SweepRun, d: &SweepDivergence, repro: &Repro, data: 
         .iter()
         .any(|i| i.values.iter().any(|v| v.fract() != 0.0));
     if floats {
-        md.push_str("\nThe input values are those of the shrunk cell (random floats drawn from its seed): the shrinker could not make them small integers with the divergence still showing, and no device was at hand to try other values for this text.\n");
+        md.push_str("\nThe input values are those of the shrunk cell (random floats drawn from its seed; the shrink ended before reaching small integers). They are not replaced here: no device was available to confirm that other values still show the bug.\n");
     }
     let backward = s.finding.pass.starts_with("backward ");
     let _ = write!(
