@@ -9,3 +9,4 @@ pub mod matrix;
 pub mod perf;
 pub mod runner;
 pub mod sweep;
+pub mod upstream;

@@ -128,6 +128,17 @@ enum Cmd {
         #[arg(long, value_name = "DIR", default_value = "reports")]
         report_dir: PathBuf,
     },
+    /// Write one upstream text per root cause (<DIR>/upstream/<root-cause>.md and README.md)
+    /// and its repro (repro/upstream-repros/src/bin/<root-cause>.rs) from the observed runs.
+    Upstream {
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        report_dir: PathBuf,
+        /// Folder for the texts (default: <DIR>/upstream).
+        #[arg(long, value_name = "OUT")]
+        out: Option<PathBuf>,
+        #[arg(long, value_name = "BIN_DIR", default_value = repro::upstream::REPRO_DIR)]
+        repro_dir: PathBuf,
+    },
     /// Internal: run sweep cells of one op in this process (used by `sweep`).
     #[command(name = repro::sweep::CHILD, hide = true)]
     SweepChild {
@@ -344,6 +355,17 @@ fn main() -> ExitCode {
                 Err(e) => usage_exit(e),
             }
         }
+        Cmd::Upstream {
+            report_dir,
+            out,
+            repro_dir,
+        } => match repro::upstream::run_command(&report_dir, out.as_deref(), &repro_dir) {
+            Ok(paths) => {
+                println!("wrote {} files", paths.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_exit(e),
+        },
         Cmd::SweepChild {
             op,
             device,

@@ -44,8 +44,17 @@ fn obs_line(o: Option<&Obs>) -> String {
     o.map(|o| o.short()).unwrap_or_else(|| "-".into())
 }
 
-/// The standalone program for a shrunk divergence.
-pub fn repro_source(op: &Op, s: &Shrunk, title: &str, command: &str) -> String {
+/// The body of a generated `fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)>`:
+/// it rebuilds the shrunk cell's inputs on `dev` (contiguous base on the CPU, moved, then the
+/// view), calls the op and returns `flat(..)` of the output, or of the checked input's gradient
+/// for a backward pass (`("no gradient", [])` when none is recorded).
+pub struct RunBody {
+    pub code: String,
+    /// Whether the code needs `candle_core::Var` (a backward pass).
+    pub uses_var: bool,
+}
+
+pub fn run_body(op: &Op, s: &Shrunk) -> RunBody {
     let cell = &s.cell;
     let inputs = super::exec::prepare(op, cell);
     let backward_role = s.finding.pass.strip_prefix("backward ").map(str::to_string);
@@ -93,6 +102,16 @@ pub fn repro_source(op: &Op, s: &Shrunk, title: &str, command: &str) -> String {
             )
         }
     };
+    RunBody {
+        code: format!("{body}{result}"),
+        uses_var: backward_role.is_some(),
+    }
+}
+
+/// The standalone program for a shrunk divergence.
+pub fn repro_source(op: &Op, s: &Shrunk, title: &str, command: &str) -> String {
+    let cell = &s.cell;
+    let RunBody { code, uses_var } = run_body(op, s);
     let pass = &s.finding.pass;
     let reference = s.evidence.reference.get(pass).cloned().unwrap_or_default();
     let mut observed = String::new();
@@ -101,7 +120,7 @@ pub fn repro_source(op: &Op, s: &Shrunk, title: &str, command: &str) -> String {
             observed.push_str(&format!("//   {b}: {}\n", obs_line(Some(o))));
         }
     }
-    let uses_var = if backward_role.is_some() { ", Var" } else { "" };
+    let uses_var = if uses_var { ", Var" } else { "" };
     format!(
         r#"//! {title}
 //!
@@ -130,7 +149,7 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {{
 }}
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {{
-{body}{result}}}
+{code}}}
 
 fn main() -> candle_core::Result<()> {{
     let dev = device()?;

@@ -52,8 +52,8 @@ struct Args {
     #[arg(long)]
     count_launches: bool,
     /// The `sorted` strategy's capacity layout: `tokens` (C = T, routed on the device, no host
-    /// sync) or `busiest` (C = the busiest expert's count, one host read per forward).
-    #[arg(long, default_value = "tokens", value_parser = ["tokens", "busiest"])]
+    /// sync) or `busiest` (the default: C = the busiest expert's count, one host read per forward).
+    #[arg(long, default_value = "busiest", value_parser = ["busiest", "tokens"])]
     sorted_capacity: String,
 }
 
