@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# A `patched` candle: the crates.io sources of the pinned candle-core/candle-nn with every patch
+# of patches/candle-<v>/ applied, and a copy of this workspace that uses them through
+# [patch.crates-io] (path dependencies: offline, no git).
+#
+#   scripts/patched.sh setup                  # (re)create the patched sources and workspace copy
+#   scripts/patched.sh build [--cuda] [--debug]  # build repro there; copies it to <dir>/bin
+#   scripts/patched.sh check [--cuda]         # cargo check repro (and so candle-core/-nn) there
+#   scripts/patched.sh test [--cuda]          # cargo test the patches' own tests in patched candle-core
+#   scripts/patched.sh cargo ARGS...          # any cargo command in the workspace copy
+#   scripts/patched.sh where                  # print the paths
+#
+# PATCHED_DIR (default target/patched) holds src/candle-{core,nn}-<v> and ws/. CPU builds use
+# CARGO_TARGET_DIR (default target/), CUDA ones PATCHED_CUDA_TARGET_DIR (default target/cuda) so
+# that the compiled candle-kernels (unpatched, a registry crate) is reused. A patch named
+# candle-nn-*.patch applies to candle-nn, every other one to candle-core (paths relative to the
+# crate root: `--- a/src/backprop.rs`), in the order of patches/candle-<v>/series.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${PATCHED_DIR:-$root/target/patched}
+v=$(grep -m1 '^candle-core = ' "$root/Cargo.toml" | sed 's/.*"=\(.*\)"/\1/')
+pdir=$root/patches/candle-$v
+cpu_target=${CARGO_TARGET_DIR:-$root/target}
+cuda_target=${PATCHED_CUDA_TARGET_DIR:-$root/target/cuda}
+die() { echo "error: $*" >&2; exit 2; }
+
+[ -f "$pdir/series" ] || die "no $pdir/series"
+series=$(grep -v '^#' "$pdir/series" | grep -v '^ *$')
+
+registry_src() {
+  local d
+  d=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$v" 2>/dev/null | head -n 1)
+  [ -n "$d" ] || die "$1 $v is not in the cargo registry cache (run: cargo fetch, in $root)"
+  echo "$d"
+}
+
+# The new test files the patches add under tests/ (candle-core).
+patch_tests() {
+  for p in $series; do
+    case $p in candle-nn-*) continue ;; esac
+    sed -n 's|^+++ b/\(tests/[^ \t]*\.rs\)$|\1|p' "$pdir/$p"
+  done
+}
+
+setup() {
+  local stamp
+  stamp=$( (echo "$v"; cat "$pdir/series"; for p in $series; do cat "$pdir/$p"; done
+            (cd "$root" && git ls-files -z | xargs -0 sha256sum) ) | sha256sum | cut -d' ' -f1)
+  if [ -f "$work/.stamp" ] && [ "$(cat "$work/.stamp")" = "$stamp" ]; then
+    echo "patched $v: up to date ($work)"; return
+  fi
+  rm -rf "$work/src" "$work/ws" "$work/.stamp"
+  mkdir -p "$work/src" "$work/ws"
+  for krate in candle-core candle-nn; do
+    local dst=$work/src/$krate-$v
+    cp -r "$(registry_src $krate)" "$dst"
+    chmod -R u+w "$dst"
+    for p in $series; do
+      case $p in candle-nn-*) [ $krate = candle-nn ] || continue ;; *) [ $krate = candle-core ] || continue ;; esac
+      (cd "$dst" && patch -p1 --fuzz=0 --forward --no-backup-if-mismatch -s < "$pdir/$p") \
+        || die "$p does not apply to $krate $v"
+      echo "applied $p to $krate"
+    done
+    # The copy is a root of its own (it lives under this workspace's directory), and the
+    # crates.io manifest is normalized with autotests = false: register the patches' tests.
+    printf '\n[workspace]\n' >> "$dst/Cargo.toml"
+    if [ $krate = candle-core ]; then
+      for t in $(patch_tests); do
+        grep -q "path = \"$t\"" "$dst/Cargo.toml" && continue
+        printf '\n[[test]]\nname = "%s"\npath = "%s"\n' "$(basename "$t" .rs)" "$t" >> "$dst/Cargo.toml"
+      done
+    fi
+  done
+  # The workspace copy: tracked files only (like scripts/matrix.sh), plus the [patch] section.
+  (cd "$root" && git ls-files -z | xargs -0 tar c) | tar x -C "$work/ws"
+  cat >> "$work/ws/Cargo.toml" <<EOF
+
+# Added by scripts/patched.sh: candle $v with patches/candle-$v/ applied.
+[patch.crates-io]
+candle-core = { path = "../src/candle-core-$v" }
+candle-nn = { path = "../src/candle-nn-$v" }
+EOF
+  # The lock of the checkout; cargo rewrites the two candle entries to the path sources.
+  local resolved
+  resolved=$(cd "$work/ws" && cargo tree --offline -i candle-core --depth 0 | head -n 1)
+  case $resolved in
+    *"($work/src/candle-core-$v)"*) ;;
+    *) die "the workspace copy does not use the patched candle-core: $resolved" ;;
+  esac
+  echo "$stamp" > "$work/.stamp"
+  echo "patched $v: sources in $work/src, workspace in $work/ws"
+}
+
+build() {
+  local features="" suffix="" tdir=$cpu_target profile=release pflag=--release
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --cuda) features="--features cuda"; suffix="-cuda"; tdir=$cuda_target; shift ;;
+      --debug) profile=debug; pflag=""; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  setup
+  (cd "$work/ws" && CARGO_TARGET_DIR=$tdir cargo build -q --offline $pflag -p repro --bin repro $features)
+  mkdir -p "$work/bin"
+  # The target dir is shared with the unpatched checkout: copy the binary out at once.
+  cp "$tdir/$profile/repro" "$work/bin/repro$suffix"
+  echo "built patched $v -> $work/bin/repro$suffix ($profile)"
+  echo "note: $tdir/$profile/repro is now the patched build until the checkout's next cargo build"
+}
+
+check() {
+  local features="" tdir=$cpu_target
+  [ "${1:-}" = "--cuda" ] && { features="--features cuda"; tdir=$cuda_target; }
+  setup
+  (cd "$work/ws" && CARGO_TARGET_DIR=$tdir cargo check --offline --release -p repro $features)
+}
+
+test_() {
+  local features="" tdir=$cpu_target pflag=""
+  [ "${1:-}" = "--cuda" ] && { features="--features cuda"; tdir=$cuda_target; pflag=--release; }
+  setup
+  local args=()
+  for t in $(patch_tests); do args+=(--test "$(basename "$t" .rs)"); done
+  # Not --offline: candle-core's dev-dependencies (criterion) may need a download once.
+  (cd "$work/src/candle-core-$v" && CARGO_TARGET_DIR=$tdir cargo test $pflag $features "${args[@]}")
+}
+
+where() {
+  echo "patches:    $pdir ($(echo $series | wc -w) in series)"
+  echo "sources:    $work/src/candle-core-$v $work/src/candle-nn-$v"
+  echo "workspace:  $work/ws (cd there and use cargo as in the checkout, with --offline)"
+  for b in repro repro-cuda; do [ -x "$work/bin/$b" ] && echo "binary:     $work/bin/$b"; done
+  return 0
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  build) shift; build "$@"; where ;;
+  check) shift; check "$@" ;;
+  test) shift; test_ "$@" ;;
+  cargo) shift; setup >/dev/null; cd "$work/ws" && exec cargo "$@" ;;
+  where) where ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
+esac
