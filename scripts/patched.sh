@@ -7,13 +7,17 @@
 #   scripts/patched.sh build [--cuda] [--debug]  # build repro there; copies it to <dir>/bin
 #   scripts/patched.sh check [--cuda]         # cargo check repro (and so candle-core/-nn) there
 #   scripts/patched.sh test [--cuda]          # cargo test the patches' own tests in patched candle-core
-#   scripts/patched.sh moe [TRAIN ARGS]       # moe-core: scatter-add's gradient check and training (CPU)
+#   scripts/patched.sh moe [--cuda] [TRAIN ARGS]  # moe-core: scatter-add's gradient check, parity, training
+#   scripts/patched.sh verify                 # each patch alone on pristine sources: applies, tests pass (CPU)
 #   scripts/patched.sh cargo ARGS...          # any cargo command in the workspace copy (CPU target dir)
 #   scripts/patched.sh where                  # print the paths
 #
 # PATCHED_DIR (default target/patched) holds src/candle-{core,nn}-<v> and ws/. CPU builds use
 # CARGO_TARGET_DIR (default target/), CUDA ones PATCHED_CUDA_TARGET_DIR (default target/cuda) so
-# that the compiled candle-kernels (unpatched, a registry crate) is reused. A patch named
+# that the compiled candle-kernels (unpatched, a registry crate) is reused. `test` and `verify`
+# build a candle-core copy as a package of its own, each in its own target dir under PATCHED_DIR
+# (target-test, target-verify): two copies of one root package at different paths get the same
+# artifact names and cargo would check the other copy's sources for freshness. A patch named
 # candle-nn-*.patch applies to candle-nn, every other one to candle-core (paths relative to the
 # crate root: `--- a/src/backprop.rs`), in the order of patches/candle-<v>/series.
 set -euo pipefail
@@ -45,7 +49,7 @@ patch_tests() {
 
 setup() {
   local stamp
-  stamp=$( (echo "$v"; cat "$pdir/series"; for p in $series; do cat "$pdir/$p"; done
+  stamp=$( (echo "$v"; cat "$0" "$pdir/series"; for p in $series; do cat "$pdir/$p"; done
             (cd "$root" && git ls-files -z -- . ':!scripts' ':!reports' ':!patches' ':!matrix' ':!*.md' \
               | xargs -0 sha256sum) ) | sha256sum | cut -d' ' -f1)
   if [ -f "$work/.stamp" ] && [ "$(cat "$work/.stamp")" = "$stamp" ]; then
@@ -65,7 +69,10 @@ setup() {
     done
     # The copy is a root of its own (it lives under this workspace's directory), and the
     # crates.io manifest is normalized with autotests = false: register the patches' tests.
+    # The checkout's lock replaces the crate's own, so that `test` builds the same dependency
+    # versions as the workspace (and reuses its artifacts, candle-kernels included).
     printf '\n[workspace]\n' >> "$dst/Cargo.toml"
+    cp "$root/Cargo.lock" "$dst/Cargo.lock"
     if [ $krate = candle-core ]; then
       for t in $(patch_tests); do
         grep -q "path = \"$t\"" "$dst/Cargo.toml" && continue
@@ -116,10 +123,14 @@ check() {
   [ "${1:-}" = "--cuda" ] && { features="--features cuda"; tdir=$cuda_target; }
   setup
   (cd "$work/ws" && CARGO_TARGET_DIR=$tdir cargo check --offline --release -p repro $features)
+  # The patches' tests too (their _gpu variants only compile with --cuda).
+  local args=()
+  for t in $(patch_tests); do args+=(--test "$(basename "$t" .rs)"); done
+  (cd "$work/src/candle-core-$v" && CARGO_TARGET_DIR=$tdir cargo check --release $features "${args[@]}")
 }
 
 test_() {
-  local features="" tdir=$cpu_target pflag=""
+  local features="" tdir=$work/target-test pflag=""
   [ "${1:-}" = "--cuda" ] && { features="--features cuda"; tdir=$cuda_target; pflag=--release; }
   setup
   local args=()
@@ -128,11 +139,43 @@ test_() {
   (cd "$work/src/candle-core-$v" && CARGO_TARGET_DIR=$tdir cargo test $pflag $features "${args[@]}")
 }
 
+# Each patch alone on the pristine sources: it applies (--fuzz=0), its tests pass, and the same
+# tests are run again with its src/ change reverted (a CPU failure there shows that the test
+# catches the bug on the CPU; CUDA-only bugs pass on the CPU either way). CPU only.
+verify() {
+  local vdir=$work/verify/candle-core-$v summary="" failed=0 vtarget=$work/target-verify
+  for p in $series; do
+    case $p in candle-nn-*) continue ;; esac
+    rm -rf "$vdir" && mkdir -p "$work/verify" && cp -r "$(registry_src candle-core)" "$vdir" && chmod -R u+w "$vdir"
+    cp "$root/Cargo.lock" "$vdir/Cargo.lock"
+    if ! (cd "$vdir" && patch -p1 --fuzz=0 -s < "$pdir/$p"); then
+      summary+="$p: DOES NOT APPLY alone"$'\n'; failed=1; continue
+    fi
+    printf '\n[workspace]\n' >> "$vdir/Cargo.toml"
+    local args=()
+    for t in $(sed -n 's|^+++ b/\(tests/[^ \t]*\.rs\)$|\1|p' "$pdir/$p"); do
+      printf '\n[[test]]\nname = "%s"\npath = "%s"\n' "$(basename "$t" .rs)" "$t" >> "$vdir/Cargo.toml"
+      args+=(--test "$(basename "$t" .rs)")
+    done
+    local with without
+    if (cd "$vdir" && CARGO_TARGET_DIR=$vtarget cargo test -q "${args[@]}" > "$work/verify/${p%.patch}.with.txt" 2>&1); then
+      with=pass; else with=FAIL; failed=1; fi
+    awk '/^diff --git /{keep = ($3 ~ /^a\/src\//)} keep' "$pdir/$p" | (cd "$vdir" && patch -R -p1 -s)
+    if (cd "$vdir" && CARGO_TARGET_DIR=$vtarget cargo test -q "${args[@]}" > "$work/verify/${p%.patch}.without.txt" 2>&1); then
+      without="pass (the bug is not on the CPU)"; else without="fail (the test catches the bug on the CPU)"; fi
+    summary+="$p: tests ${args[*]}: with the patch $with, without its src/ change $without"$'\n'
+  done
+  rm -rf "$vdir"
+  printf '%s' "$summary"
+  return $failed
+}
+
 # moe-core on the patched build. Its tests pin scatter-add's backward as failing on 0.11.1
 # (gradcheck, reference_parity: "fixed upstream? update the expectation"); here they are copied
 # to *_patched.rs in the workspace copy with that expectation inverted (scatter-add must train
 # and match), run, and a short scatter-add training run follows. The checkout's tests are not
-# touched. Extra arguments go to the train example (default: --steps 30).
+# touched. Extra arguments go to the train example (default: --steps 30). --cuda: parity and
+# training on the GPU (release build in the CUDA target dir).
 moe() {
   setup
   local t=$work/ws/crates/moe-core/tests
@@ -145,6 +188,16 @@ moe() {
   grep -q 'Dispatch::ScatterAdd => Expect::Trains,' "$t/reference_parity_patched.rs" \
     || die "reference_parity.rs changed: its scatter-add expectation was not found"
   cd "$work/ws"
+  if [ "${1:-}" = "--cuda" ]; then
+    shift
+    # gradcheck runs on the CPU whatever the device; reference_parity on CANDLE_REPRO_DEVICE.
+    CANDLE_REPRO_DEVICE=cuda CARGO_TARGET_DIR=$cuda_target cargo test --offline --release --features cuda \
+      -p moe-core --test gradcheck_patched --test reference_parity_patched
+    [ $# -gt 0 ] || set -- --steps 30
+    CARGO_TARGET_DIR=$cuda_target cargo run --offline --release --features cuda -p moe-core --example train -- \
+      --device cuda --dispatch scatter-add "$@"
+    return
+  fi
   CARGO_TARGET_DIR=$cpu_target cargo test --offline -p moe-core --test gradcheck_patched --test reference_parity_patched
   [ $# -gt 0 ] || set -- --steps 30
   CARGO_TARGET_DIR=$cpu_target cargo run --offline -p moe-core --example train -- --device cpu --dispatch scatter-add "$@"
@@ -165,6 +218,7 @@ case "${1:-}" in
   test) shift; test_ "$@" ;;
   cargo) shift; setup >/dev/null; cd "$work/ws" && CARGO_TARGET_DIR=$cpu_target exec cargo "$@" ;;
   moe) shift; moe "$@" ;;
+  verify) verify ;;
   where) where ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac
