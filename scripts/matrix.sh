@@ -9,11 +9,16 @@
 #   scripts/matrix.sh all [--device cpu]         # build + run + report (CPU)
 #
 # MATRIX_DIR (default target/matrix) holds sources, builds and runs. The only per-version edit is
-# the two candle pins in the copied root Cargo.toml.
+# the two candle pins in the copied root Cargo.toml. The pseudo-version `patched` is the pin with
+# patches/candle-<pin>/ applied, built by scripts/patched.sh ([patch.crates-io] to patched copies
+# of the registry sources); its suite and sweep exit 3 where a patch removed a known divergence.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${MATRIX_DIR:-$root/target/matrix}
-versions=$(grep -v '^#' "$root/matrix/versions.txt" | grep -v '^ *$')
+versions=$(grep -v '^#' "$root/matrix/versions.txt" | grep -v '^ *$' | grep -vx patched || true)
+# `patched` always comes last (after a release the bump workflow appends), so that its
+# transitions are from the pin.
+if grep -qx patched "$root/matrix/versions.txt"; then versions="$versions patched"; fi
 pinned=$(grep -m1 '^candle-core = ' "$root/Cargo.toml" | sed 's/.*"=\(.*\)"/\1/')
 die() { echo "error: $*" >&2; exit 2; }
 
@@ -23,6 +28,14 @@ build() {
   for v in $versions; do
     local src=$work/$v/src out=$work/$v
     mkdir -p "$out"
+    if [ "$v" = patched ]; then
+      # The pinned version with patches/candle-<pin>/ applied (scripts/patched.sh): same target
+      # dirs as the pin, the binary copied out at once.
+      "$root/scripts/patched.sh" build ${features:+--cuda} > /dev/null
+      cp "${PATCHED_DIR:-$root/target/patched}/bin/repro$suffix" "$out/repro$suffix"
+      echo "built patched ($pinned + patches/candle-$pinned) -> $out/repro$suffix"
+      continue
+    fi
     if [ "$v" = "$pinned" ]; then
       # The checkout itself is this version: reuse its build (and target dir).
       local tdir=${CARGO_TARGET_DIR:-$root/target}
