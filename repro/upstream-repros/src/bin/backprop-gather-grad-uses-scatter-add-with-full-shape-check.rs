@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `backprop-gather-grad-uses-scatter-add-with-full-shape-check`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `gather-bwd-src-unimplemented` (seed 8897358209322024666);
+//! `gather-bwd-src-unimplemented` (seed 5642932956967357593);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 /// The expected answer (backward src): central finite differences of the plain-Rust oracle, in f64.
-const EXPECTED: &str = "f32 [1, 2] [1.0000000000065512, 0]";
+const EXPECTED: &str = "f32 [1, 2] [-0.5000000000032756, 0]";
 
 fn device() -> candle_core::Result<Device> {
     match std::env::args().nth(1).as_deref() {
@@ -42,12 +42,12 @@ fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     )?;
     let src = src_var.as_tensor().clone();
     // indexes (contiguous)
-    let indexes = Tensor::new(&[0u8], &Device::Cpu)?
+    let indexes = Tensor::new(&[0i64], &Device::Cpu)?
         .reshape((1, 1))?
         .to_device(dev)?;
     let out = src.gather(&indexes, 0)?;
     // loss = sum(out * w); its gradient with respect to `src` is printed.
-    let w = Tensor::new(&[1.0f64], &Device::Cpu)?
+    let w = Tensor::new(&[-0.5f64], &Device::Cpu)?
         .reshape(out.shape())?
         .to_dtype(out.dtype())?
         .to_device(dev)?;

@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `cuda-gather-decomposes-output-with-source-dims`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `gather-fwd-wrong-result` (seed 9630661706568693817);
+//! `gather-fwd-wrong-result` (seed 546948039731413654);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
@@ -39,7 +39,7 @@ fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
         .to_dtype(DType::F32)?
         .to_device(dev)?;
     // indexes (contiguous)
-    let indexes = Tensor::new(&[0i64, 0i64], &Device::Cpu)?
+    let indexes = Tensor::new(&[0u32, 0u32], &Device::Cpu)?
         .reshape((2, 1))?
         .to_device(dev)?;
     let out = src.gather(&indexes, 0)?;

@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `cuda-index-add-passes-original-self-layout-for-contiguous-copy`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `index-add-fwd-crash-dst-offset` (seed 14233250757335028846);
+//! `index-add-fwd-crash-dst-offset` (seed 284297350496315875);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.

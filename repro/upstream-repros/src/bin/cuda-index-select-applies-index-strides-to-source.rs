@@ -1,9 +1,9 @@
-//! [cuda] index_select with a non-contiguous (e.g. broadcast) index returns the source's first element for every output, or aborts with a device-side assert: the index is read as contiguous and its strides are applied to the source offset
+//! [cuda] index_select with a non-contiguous index reads it as contiguous: a strided index (one column of a wider tensor) aborts with a device-side assert, a broadcast one returns the source's first element for every output
 //!
 //! Minimal repro for the root cause
 //! `cuda-index-select-applies-index-strides-to-source`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `index-select-fwd-wrong-result-indexes-broadcast` (seed 1573326113843143378);
+//! `index-select-fwd-unimplemented-indexes-strided` (seed 1573326113843143378);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 /// The expected answer (forward): the plain-Rust oracle, in f64, rounded once to the output dtype.
-const EXPECTED: &str = "f32 [3, 5] [-0.04098035395145416, 1.9590551853179932, -1.631731390953064, 1.9229384660720825, -1.1002252101898193, -0.04098035395145416, 1.9590551853179932, -1.631731390953064, 1.9229384660720825, -1.1002252101898193, -0.04098035395145416, 1.9590551853179932, -1.631731390953064, 1.9229384660720825, -1.1002252101898193]";
+const EXPECTED: &str = "u8 [3, 5] [18, 7, 14, 15, 1, 18, 7, 14, 15, 1, 14, 3, 19, 2, 14]";
 
 fn device() -> candle_core::Result<Device> {
     match std::env::args().nth(1).as_deref() {
@@ -36,32 +36,18 @@ fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // src (contiguous)
     let src = Tensor::new(
         &[
-            0.27904725074768066f64,
-            0.2520036995410919f64,
-            1.5717813968658447f64,
-            1.2461433410644531f64,
-            -0.05979045480489731f64,
-            0.7014885544776917f64,
-            0.9244585633277893f64,
-            0.8962493538856506f64,
-            0.6912916302680969f64,
-            -0.4547939598560333f64,
-            -0.04098035395145416f64,
-            1.9590551853179932f64,
-            -1.631731390953064f64,
-            1.9229384660720825f64,
-            -1.1002252101898193f64,
+            6u8, 6u8, 5u8, 17u8, 18u8, 14u8, 3u8, 19u8, 2u8, 14u8, 18u8, 7u8, 14u8, 15u8, 1u8,
         ],
         &Device::Cpu,
     )?
     .reshape((3, 5))?
-    .to_dtype(DType::F32)?
     .to_device(dev)?;
-    // indexes (broadcast)
-    let indexes = Tensor::new(&[2u8], &Device::Cpu)?
-        .reshape((1,))?
+    // indexes (strided)
+    let indexes = Tensor::new(&[2u8, 7u8, 2u8, 7u8, 1u8, 7u8], &Device::Cpu)?
+        .reshape((3, 2))?
         .to_device(dev)?
-        .broadcast_as((3,))?;
+        .narrow(1, 0, 1)?
+        .squeeze(1)?;
     let out = src.index_select(&indexes, 0)?;
     flat(&out)
 }

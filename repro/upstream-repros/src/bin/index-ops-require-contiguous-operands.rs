@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `index-ops-require-contiguous-operands`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `gather-fwd-unimplemented-src-transposed` (seed 8481924196995034681);
+//! `gather-fwd-unimplemented-indexes-broadcast` (seed 830506098347076521);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 /// The expected answer (forward): the plain-Rust oracle, in f64, rounded once to the output dtype.
-const EXPECTED: &str = "f32 [1, 1] [-2]";
+const EXPECTED: &str = "f32 [2, 1] [-2, -2]";
 
 fn device() -> candle_core::Result<Device> {
     match std::env::args().nth(1).as_deref() {
@@ -33,16 +33,16 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
-    // src (transposed)
-    let src = Tensor::new(&[-2.0f64, 0.0f64, -1.0f64, 1.0f64], &Device::Cpu)?
-        .reshape((2, 2))?
+    // src (contiguous)
+    let src = Tensor::new(&[-2.0f64], &Device::Cpu)?
+        .reshape((1, 1))?
         .to_dtype(DType::F32)?
-        .to_device(dev)?
-        .t()?;
-    // indexes (contiguous)
+        .to_device(dev)?;
+    // indexes (broadcast)
     let indexes = Tensor::new(&[0u8], &Device::Cpu)?
         .reshape((1, 1))?
-        .to_device(dev)?;
+        .to_device(dev)?
+        .broadcast_as((2, 1))?;
     let out = src.gather(&indexes, 0)?;
     flat(&out)
 }
