@@ -28,11 +28,22 @@ EOF
 }
 
 caught=0 missed=0 void=0
-# mutant NAME DESCRIPTION APPLY CHECK: APPLY edits the scratch copy, CHECK must then fail.
+declare -A baseline=()
+# mutant NAME DESCRIPTION APPLY CHECK: APPLY edits the scratch copy, CHECK must then fail. CHECK
+# must pass on the unmutated copy first (once per distinct check), or a failure proves nothing.
 mutant() {
   local name=$1 what=$2 apply=$3 check=$4
   if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx "$name"; then return; fi
   git -C "$root" archive HEAD | tar -x -C "$scratch"
+  if [ -z "${baseline[$check]:-}" ]; then
+    if (eval "$check") >"$scratch/.base.log" 2>&1; then
+      baseline[$check]=ok
+    else
+      echo "BASELINE FAILS  \`$check\` fails without any mutant: fix HEAD first"
+      tail -5 "$scratch/.base.log"
+      exit 1
+    fi
+  fi
   if ! (eval "$apply") >/dev/null 2>"$scratch/.apply.err"; then
     echo "VOID    $name: $(cat "$scratch/.apply.err")"
     void=$((void + 1)); return
