@@ -65,9 +65,11 @@ mutant sweep-child-dies \
   'cargo run -q -p repro -- sweep --device cpu --ops matmul,silu --report-dir "$scratch/r"'
 
 mutant sweep-budget \
-  "a sweep whose budget runs out before the ops finish" \
-  'true' \
-  'cargo run -q -p repro -- sweep --device cpu --budget 1 --jobs 1 --report-dir "$scratch/r"'
+  "a sweep whose budget runs out before the ops finish (the default budget cut to 1 s)" \
+  'replace repro/src/main.rs "#[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        budget: u64," "#[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        budget: u64,"' \
+  'cargo run -q -p repro -- sweep --device cpu --jobs 1 --report-dir "$scratch/r"'
 
 mutant oracle-softmax-bf16 \
   "the oracle's softmax is 0.06 high on every bf16 element (rows no longer sum to 1)" \
@@ -142,8 +144,9 @@ EOF' \
 if [ -f "$root/crates/moe-core/tests/reference_parity.rs" ]; then
   mutant moe-no-residual \
     "MoeBlock::forward drops the residual x + y (shared by every strategy)" \
-    'true' \
-    'cargo test -q -p moe-core --features planted-bug-no-residual --test reference_parity'
+    'replace crates/moe-core/Cargo.toml "[features]" "[features]
+default = [\"planted-bug-no-residual\"]"' \
+    'cargo test -q -p moe-core --test reference_parity'
 fi
 
 echo "mutants: $caught caught, $missed missed, $void void"
