@@ -7,11 +7,13 @@
 #   scripts/mutants.sh NAME…      # only these
 #
 # The scratch copy shares one target dir (target/mutants) so only the mutated crate rebuilds.
+# Every extraction takes the current time as mtime (`tar -m`): restoring a file with its older
+# commit time would leave cargo's build of the previous mutant in place.
 set -uo pipefail
 root=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mutants.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-git -C "$root" archive HEAD | tar -x -C "$scratch"
+git -C "$root" archive HEAD | tar -x -m -C "$scratch"
 export CARGO_TARGET_DIR="$root/target/mutants" CARGO_TERM_COLOR=never
 cd "$scratch" || exit 2
 
@@ -34,7 +36,7 @@ declare -A baseline=()
 mutant() {
   local name=$1 what=$2 apply=$3 check=$4
   if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx "$name"; then return; fi
-  git -C "$root" archive HEAD | tar -x -C "$scratch"
+  git -C "$root" archive HEAD | tar -x -m -C "$scratch"
   if [ -z "${baseline[$check]:-}" ]; then
     if (eval "$check") >"$scratch/.base.log" 2>&1; then
       baseline[$check]=ok
