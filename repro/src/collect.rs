@@ -105,7 +105,7 @@ fn ensure_binaries(names: &[&str]) -> Result<(), String> {
     }
 }
 
-fn steps(cfg: &CollectConfig) -> Result<Vec<Step>, String> {
+fn steps(cfg: &CollectConfig, me: PathBuf) -> Result<Vec<Step>, String> {
     let dir = cfg.report_dir.display().to_string();
     let dev = cfg.device.clone();
     let common = |extra: &[&str]| -> Vec<String> {
@@ -118,7 +118,6 @@ fn steps(cfg: &CollectConfig) -> Result<Vec<Step>, String> {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut run = vec!["run".to_string()];
     run.extend(common(&[]));
@@ -316,8 +315,11 @@ fn changes(report_dir: &Path, backend: &str) -> Vec<String> {
 pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, String> {
     let mut names: Vec<&str> = PERF.to_vec();
     names.push(MOE_BENCH);
+    // This binary's path, read before the build: if cargo rebuilds it, /proc/self/exe names
+    // the replaced file ("… (deleted)"), while the path holds the new build.
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
     ensure_binaries(&names)?;
-    let steps = steps(cfg)?;
+    let steps = steps(cfg, me)?;
     let n = steps.len();
     let start = Instant::now();
     let mut outcomes = Vec::new();

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use harness::DEVICE_ENV;
 use repro::cli::{self, usage_exit, Format};
+use repro::error::Error;
 use repro::manifest::{self, Manifest};
 use repro::runner::{self, SuiteConfig, CHILD};
 use std::path::PathBuf;
@@ -219,7 +220,7 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Err(e) => usage_exit(e),
+                Err(e) => repro::error::exit(e),
             }
         }
         Cmd::Sweep {
@@ -339,20 +340,20 @@ fn main() -> ExitCode {
                 std::path::Path::new(manifest::DEFAULT_PATH),
             ) {
                 Ok(p) => println!("wrote {}", p.display()),
-                Err(e) => return usage_exit(e),
+                Err(e) => return repro::error::exit(e),
             }
             // ISSUES.md's root-cause table, from the same data.
             match repro::sweep::status::regenerate_issues(std::path::Path::new("."), manifest)
                 .and_then(|(p, text)| {
                     harness::report::write_atomic(&p, &text)
-                        .map(|_| p)
-                        .map_err(|e| e.to_string())
+                        .map(|_| p.clone())
+                        .map_err(|e| Error::Internal(format!("{}: {e}", p.display())))
                 }) {
                 Ok(p) => {
                     println!("wrote {}", p.display());
                     ExitCode::SUCCESS
                 }
-                Err(e) => usage_exit(e),
+                Err(e) => repro::error::exit(e),
             }
         }
         Cmd::Upstream {
@@ -479,13 +480,24 @@ fn sweep(config: &repro::sweep::run::SweepConfig) -> ExitCode {
             }
         }
     }
-    match repro::sweep::status::write_status(
-        &config.report_dir,
-        &config.manifest,
-        std::path::Path::new(manifest::DEFAULT_PATH),
-    ) {
-        Ok(p) => println!("wrote {}", p.display()),
-        Err(e) => eprintln!("warning: STATUS.md not written: {e}"),
+    // STATUS.md is a page of the checkout: regenerated when the sweep runs in one (the suite
+    // manifest is where it belongs); then a failure is the same error, with the same exit code,
+    // as under `repro status`.
+    let suite_manifest = std::path::Path::new(manifest::DEFAULT_PATH);
+    if suite_manifest.is_file() {
+        match repro::sweep::status::write_status(
+            &config.report_dir,
+            &config.manifest,
+            suite_manifest,
+        ) {
+            Ok(p) => println!("wrote {}", p.display()),
+            Err(e) => return repro::error::exit(e),
+        }
+    } else {
+        println!(
+            "STATUS.md not regenerated: no {} here (run from the checkout's root)",
+            suite_manifest.display()
+        );
     }
     if (config.bless && blessable) || report.as_expected() {
         ExitCode::SUCCESS

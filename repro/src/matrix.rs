@@ -5,6 +5,7 @@
 //! A transition is claimed only between two versions that both have a definite answer on the
 //! same backend: present in the earlier and absent in the later ("fixed in"), or the reverse.
 
+use crate::error::Error;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -273,18 +274,20 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
     md
 }
 
-/// `repro matrix-report --out DIR VERSION=RUNDIR...`
-pub fn write(out: &Path, runs: &[(String, PathBuf)]) -> Result<Vec<PathBuf>, String> {
-    let m = collect(runs)?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+/// `repro matrix-report --out DIR VERSION=RUNDIR...`: an unreadable run is bad input (exit 2),
+/// a failed write is this program's failure (exit 1).
+pub fn write(out: &Path, runs: &[(String, PathBuf)]) -> Result<Vec<PathBuf>, Error> {
+    let m = collect(runs).map_err(Error::BadInput)?;
+    let io = |p: &Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let md_path = out.join("matrix.md");
     let json_path = out.join("matrix.json");
-    harness::report::write_atomic(&md_path, &markdown(&m, runs)).map_err(|e| e.to_string())?;
+    harness::report::write_atomic(&md_path, &markdown(&m, runs)).map_err(|e| io(&md_path, e))?;
     harness::report::write_atomic(
         &json_path,
         &(serde_json::to_string_pretty(&m).unwrap() + "\n"),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| io(&json_path, e))?;
     Ok(vec![md_path, json_path])
 }
 
