@@ -31,20 +31,8 @@ pub const PATCH_DIR: &str = "patches/candle-0.11.1";
 /// The committed texts sit in `reports/upstream/`: links are relative to that folder.
 const TO_ROOT: &str = "../../";
 
-/// A sweep report's target device. The fields after `driver` are recorded by runs from this
-/// commit on (`harness::device::DeviceInfo`); older reports lack them.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Target {
-    pub location: String,
-    pub backend: String,
-    pub name: String,
-    pub driver: Option<String>,
-    pub os: Option<String>,
-    pub rustc: Option<String>,
-    pub cuda_driver_api: Option<String>,
-    pub cuda_toolkit: Option<String>,
-    pub compute_capability: Option<String>,
-}
+/// A sweep report's target device, as `harness::device::DeviceInfo` writes it.
+pub type Target = harness::device::DeviceInfo;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct SweepDivergence {

@@ -5,7 +5,7 @@
 //! line that says how to get the backend.
 
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -172,8 +172,10 @@ pub fn location(device: &Device) -> String {
     }
 }
 
-/// What a report says about the machine a verdict came from.
-#[derive(Clone, Debug, Serialize)]
+/// What a report says about the machine a verdict came from. Read back from reports too (the
+/// fields after `driver` are missing from reports written before they were recorded).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DeviceInfo {
     /// `cpu`, `cuda:0`, `metal:0`.
     pub location: String,
