@@ -160,16 +160,13 @@ fn the_real_suite_matches_the_manifest_on_cpu() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn a_verdict_that_differs_from_the_manifest_fails_and_says_what_to_do() {
-    let dir = scratch("changed");
+/// Runs `scatter_add_u32` on the CPU against a manifest holding `entry`; returns the exit code
+/// and stdout.
+fn run_against_manifest(name: &str, entry: &str) -> (Option<i32>, String) {
+    let dir = scratch(name);
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = dir.join("expected.toml");
-    std::fs::write(
-        &manifest,
-        "[scatter_add_u32.cpu]\nverdict = \"reproduced\"\ncandle = \"0.9.2\"\n",
-    )
-    .unwrap();
+    std::fs::write(&manifest, entry).unwrap();
     let reports = dir.join("reports");
     let o = repro(
         &[
@@ -184,14 +181,22 @@ fn a_verdict_that_differs_from_the_manifest_fails_and_says_what_to_do() {
         ],
         false,
     );
-    assert_eq!(o.status.code(), Some(3));
-    let out = text(&o.stdout);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (o.status.code(), text(&o.stdout))
+}
+
+#[test]
+fn a_verdict_that_differs_from_the_manifest_fails_and_says_what_to_do() {
+    let (code, out) = run_against_manifest(
+        "changed",
+        "[scatter_add_u32.cpu]\nverdict = \"reproduced\"\ncandle = \"0.9.2\"\n",
+    );
+    assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("CHANGED"), "{out}");
     assert!(
         out.contains("fixed upstream?") && out.contains("update repro/expected.toml and ISSUES.md"),
         "{out}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// On the CPU every verdict is `inconclusive`, so the manifest's `cpu_vs_oracle` is what a
@@ -199,36 +204,16 @@ fn a_verdict_that_differs_from_the_manifest_fails_and_says_what_to_do() {
 /// backend-independent code is known wrong fails the run.
 #[test]
 fn a_cpu_that_stops_disagreeing_with_the_oracle_fails_the_run() {
-    let dir = scratch("cpu-oracle");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join("expected.toml");
     // scatter_add_u32's CPU agrees with the oracle; the manifest claims it does not.
-    std::fs::write(
-        &manifest,
+    let (code, out) = run_against_manifest(
+        "cpu-oracle",
         "[scatter_add_u32.cpu]\nverdict = \"inconclusive\"\ncandle = \"0.11.1\"\ncpu_vs_oracle = \"disagrees\"\n",
-    )
-    .unwrap();
-    let reports = dir.join("reports");
-    let o = repro(
-        &[
-            "run",
-            "scatter_add_u32",
-            "--device",
-            "cpu",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--report-dir",
-            reports.to_str().unwrap(),
-        ],
-        false,
     );
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert_eq!(code, Some(3), "{out}");
     assert!(
         out.contains("the cpu now agrees with the oracle") && out.contains("fixed upstream?"),
         "{out}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
