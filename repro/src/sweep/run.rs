@@ -712,6 +712,22 @@ pub fn write_outputs(cfg: &SweepConfig, r: &SweepReport) -> std::io::Result<Vec<
     let p = dir.join("sweep.txt");
     write_atomic(&p, &r.table())?;
     written.push(p);
+    // A run of every op that finished them all replaces the folder's evidence: the issue text of
+    // a divergence it no longer shows goes (a partial run leaves the others alone).
+    let complete = r.ops.len() == ops::OPS.len() && r.ops.values().all(|o| o.completed);
+    if complete {
+        let shown: BTreeSet<String> = r
+            .divergences
+            .iter()
+            .map(|d| format!("{}.md", d.id))
+            .collect();
+        for entry in std::fs::read_dir(&dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".md") && !shown.contains(&name) {
+                std::fs::remove_file(dir.join(&name))?;
+            }
+        }
+    }
     Ok(written)
 }
 
