@@ -1,5 +1,7 @@
 //! Gradients of every parameter, router included, against central finite differences on a tiny
-//! configuration, in f64 on the CPU.
+//! configuration. The finite differences are taken in f64 on the CPU; autograd runs on the device
+//! named by `CANDLE_REPRO_DEVICE` (default cpu), in f64 (f32 on Metal, which has no f64 kernels,
+//! with a tolerance to match).
 
 use candle_core::{DType, Device, Tensor, Var};
 use moe_core::{Dispatch, MoeBlock, MoeConfig};
@@ -53,7 +55,23 @@ fn gradients_match_finite_differences() {
 
 fn check(dispatch: Dispatch) -> Result<(), String> {
     let (block, x, r) = tiny();
-    let backward = loss(&block, &x, &r, dispatch).unwrap().backward();
+    let target = harness::device::test_target();
+    let dtype = if target.is_metal() {
+        DType::F32
+    } else {
+        DType::F64
+    };
+    // (abs, rel) tolerance of autograd against the f64 finite differences.
+    let (atol, rtol) = if dtype == DType::F64 {
+        (1e-6, 1e-5)
+    } else {
+        (1e-3, 1e-3)
+    };
+    let on_target = |t: &Tensor| t.to_device(&target).unwrap().to_dtype(dtype).unwrap();
+    let tblock = block.to(&target, dtype).unwrap();
+    let backward = loss(&tblock, &on_target(&x), &on_target(&r), dispatch)
+        .unwrap()
+        .backward();
     if dispatch == Dispatch::ScatterAdd {
         // Expected failure, pinned as the repro case `scatter_add_backward`: candle's ScatterAdd
         // backward builds a mask from a self-shaped source and fails when the index has more rows.
@@ -64,14 +82,21 @@ fn check(dispatch: Dispatch) -> Result<(), String> {
         };
     }
     let grads = backward.map_err(|e| format!("{dispatch}: backward failed: {e}"))?;
-    for (name, var) in block.var_names().iter().zip(block.vars()) {
-        let analytic = grads.get(var.as_tensor());
+    for ((name, var), tvar) in block
+        .var_names()
+        .iter()
+        .zip(block.vars())
+        .zip(tblock.vars())
+    {
+        let analytic = grads.get(tvar.as_tensor());
         if name == "router" && !dispatch.trains_router() {
             // mixtral.rs's algorithm: gate weights are host constants, the router gets nothing.
             if !analytic.is_none_or(|g| {
                 g.abs()
                     .unwrap()
                     .sum_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
                     .unwrap()
                     .to_scalar::<f64>()
                     .unwrap()
@@ -82,7 +107,13 @@ fn check(dispatch: Dispatch) -> Result<(), String> {
             continue;
         }
         let analytic = analytic.ok_or_else(|| format!("{dispatch}: no gradient for {name}"))?;
-        let analytic = analytic.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let analytic = analytic
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         let base = var
             .as_tensor()
             .flatten_all()
@@ -107,9 +138,9 @@ fn check(dispatch: Dispatch) -> Result<(), String> {
             };
             let numeric = (at(h) - at(-h)) / (2.0 * h);
             let err = (numeric - analytic[i]).abs();
-            if err > 1e-6 + 1e-5 * numeric.abs() {
+            if err > atol + rtol * numeric.abs() {
                 return Err(format!(
-                    "{dispatch}: d loss / d {name}[{i}]: finite difference {numeric}, autograd {}",
+                    "{dispatch}: d loss / d {name}[{i}]: finite difference {numeric}, autograd on {target:?} {}",
                     analytic[i]
                 ));
             }
