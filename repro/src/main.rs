@@ -480,24 +480,8 @@ fn sweep(config: &repro::sweep::run::SweepConfig) -> ExitCode {
             }
         }
     }
-    // STATUS.md is a page of the checkout: regenerated when the sweep runs in one (the suite
-    // manifest is where it belongs); then a failure is the same error, with the same exit code,
-    // as under `repro status`.
-    let suite_manifest = std::path::Path::new(manifest::DEFAULT_PATH);
-    if suite_manifest.is_file() {
-        match repro::sweep::status::write_status(
-            &config.report_dir,
-            &config.manifest,
-            suite_manifest,
-        ) {
-            Ok(p) => println!("wrote {}", p.display()),
-            Err(e) => return repro::error::exit(e),
-        }
-    } else {
-        println!(
-            "STATUS.md not regenerated: no {} here (run from the checkout's root)",
-            suite_manifest.display()
-        );
+    if let Err(e) = refresh_checkout_pages(&config.report_dir) {
+        return repro::error::exit(e);
     }
     if (config.bless && blessable) || report.as_expected() {
         ExitCode::SUCCESS
@@ -566,9 +550,38 @@ fn run(
     } else {
         print!("{}", suite.table());
     }
+    if let Err(e) = refresh_checkout_pages(&config.report_dir) {
+        return repro::error::exit(e);
+    }
     if suite.as_expected() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_CHANGED)
     }
+}
+
+/// The checkout's generated pages — STATUS.md, ISSUES.md's root-cause table and the upstream
+/// texts — are made from the reports; a run that writes into the checkout's `reports/`
+/// regenerates them, so the tests that compare them with their data stay true. Runs elsewhere
+/// (another report folder, or outside a checkout) leave them alone.
+fn refresh_checkout_pages(report_dir: &std::path::Path) -> Result<(), Error> {
+    let suite_manifest = std::path::Path::new(manifest::DEFAULT_PATH);
+    if !suite_manifest.is_file() || report_dir != std::path::Path::new("reports") {
+        return Ok(());
+    }
+    let sweep_manifest = std::path::Path::new(repro::sweep::known::DEFAULT_PATH);
+    let p = repro::sweep::status::write_status(report_dir, sweep_manifest, suite_manifest)?;
+    println!("wrote {}", p.display());
+    let (p, text) =
+        repro::sweep::status::regenerate_issues(std::path::Path::new("."), sweep_manifest)?;
+    harness::report::write_atomic(&p, &text)
+        .map_err(|e| Error::Internal(format!("{}: {e}", p.display())))?;
+    let written = repro::upstream::run_command(
+        report_dir,
+        None,
+        std::path::Path::new(repro::upstream::REPRO_DIR),
+    )
+    .map_err(Error::Internal)?;
+    println!("wrote ISSUES.md and {} upstream files", written.len());
+    Ok(())
 }
