@@ -21,6 +21,8 @@ versions=$(grep -v '^#' "$root/matrix/versions.txt" | grep -v '^ *$' | grep -vx 
 if grep -qx patched "$root/matrix/versions.txt"; then versions="$versions patched"; fi
 pinned=$(grep -m1 '^candle-core = ' "$root/Cargo.toml" | sed 's/.*"=\(.*\)"/\1/')
 die() { echo "error: $*" >&2; exit 2; }
+# older_than A B: version A sorts before version B.
+older_than() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
 
 build() {
   local features="" suffix=""
@@ -49,8 +51,20 @@ build() {
     rm -rf "$src" && mkdir -p "$src"
     (cd "$root" && git ls-files -z | xargs -0 tar c) | tar x -C "$src"
     sed -i "s/^candle-core = \"=.*\"/candle-core = \"=$v\"/; s/^candle-nn = \"=.*\"/candle-nn = \"=$v\"/" "$src/Cargo.toml"
-    if [ -f "$root/matrix/locks/$v.lock" ]; then cp "$root/matrix/locks/$v.lock" "$src/Cargo.lock"; else rm -f "$src/Cargo.lock"; fi
-    (cd "$src" && CARGO_TARGET_DIR=$out/target$suffix cargo build -q --release -p repro --bin repro $features)
+    if [ -f "$root/matrix/locks/$v.lock" ]; then
+      cp "$root/matrix/locks/$v.lock" "$src/Cargo.lock"
+    else
+      rm -f "$src/Cargo.lock"
+      (cd "$src" && cargo generate-lockfile -q)
+      # candle < 0.8 samples f16/bf16 through rand_distr 0.4, whose traits half >= 2.5 no longer
+      # implements (candle-core then fails to compile): lock half at 2.4.1 for those releases.
+      if older_than "$v" 0.8.0; then (cd "$src" && cargo update -q -p half --precise 2.4.1); fi
+    fi
+    # `Tensor::scatter` is new in candle 0.9: older releases build without the repro crate's
+    # default `tensor-scatter` feature (their sweep lists the op as not swept).
+    local version_features=""
+    if older_than "$v" 0.9.0; then version_features="--no-default-features"; fi
+    (cd "$src" && CARGO_TARGET_DIR=$out/target$suffix cargo build -q --release -p repro --bin repro $features $version_features)
     cp "$src/Cargo.lock" "$root/matrix/locks/$v.lock"
     cp "$out/target$suffix/release/repro" "$out/repro$suffix"
     echo "built $v -> $out/repro$suffix"

@@ -52,6 +52,9 @@ enum Cmd {
         /// Folder for matrix.md and matrix.json.
         #[arg(long, default_value = "reports")]
         out: PathBuf,
+        /// The root causes whose ids the report folds into one row each.
+        #[arg(long, default_value = "repro/root-causes.toml")]
+        root_causes: PathBuf,
         /// VERSION=REPORT_DIR, oldest version first.
         #[arg(required = true)]
         runs: Vec<String>,
@@ -203,7 +206,11 @@ fn main() -> ExitCode {
                 Err(e) => usage_exit(e),
             }
         }
-        Cmd::MatrixReport { out, runs } => {
+        Cmd::MatrixReport {
+            out,
+            root_causes,
+            runs,
+        } => {
             let mut parsed = Vec::new();
             for r in &runs {
                 match r.split_once('=') {
@@ -213,7 +220,7 @@ fn main() -> ExitCode {
                     _ => return usage_exit(format!("expected VERSION=REPORT_DIR, got `{r}`")),
                 }
             }
-            match repro::matrix::write(&out, &parsed) {
+            match repro::matrix::write(&out, &parsed, &root_causes) {
                 Ok(paths) => {
                     for p in paths {
                         println!("wrote {}", p.display());

@@ -6,7 +6,9 @@
 //! same backend: present in the earlier and absent in the later ("fixed in"), or the reverse.
 
 use crate::error::Error;
+use crate::sweep::known::RootCause;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,100 @@ pub struct Matrix {
     pub versions: Vec<String>,
     pub cells: Vec<Cell>,
     pub transitions: Vec<Transition>,
+    /// One row per (bug root cause of repro/root-causes.toml, backend): its ids folded together.
+    pub root_causes: Vec<RootCauseRow>,
+}
+
+/// The pseudo-version of scripts/patched.sh: the pin with patches/ applied, not a release.
+pub const PATCHED: &str = "patched";
+
+/// A root cause on one backend across the versions: present where any of its ids shows, absent
+/// where every id's op ran without showing it, unknown otherwise (not run, or an op the version
+/// lacks).
+#[derive(Clone, Debug, Serialize)]
+pub struct RootCauseRow {
+    pub root_cause: String,
+    pub backend: String,
+    /// Bug per version, in `Matrix::versions` order.
+    pub bugs: Vec<Bug>,
+    /// The first release that shows it after one that did not; `None` when no release before it
+    /// was seen without it.
+    pub introduced_in: Option<String>,
+    /// The oldest release that shows it.
+    pub first_seen: Option<String>,
+    /// The first release without it after one that showed it.
+    pub fixed_in: Option<String>,
+}
+
+/// Matrix row of a root-cause id: a suite case's name, or `sweep:<id>`.
+fn row_of(id: &str) -> String {
+    match id.strip_prefix("case:") {
+        Some(case) => case.to_string(),
+        None => format!("sweep:{id}"),
+    }
+}
+
+fn root_cause_rows(
+    versions: &[String],
+    cells: &[Cell],
+    causes: &BTreeMap<String, RootCause>,
+) -> Vec<RootCauseRow> {
+    let mut rows = Vec::new();
+    for (key, cause) in causes.iter().filter(|(k, _)| RootCause::is_bug(k)) {
+        let members: Vec<String> = cause.ids.iter().map(|id| row_of(id)).collect();
+        let mut backends: Vec<&str> = cells
+            .iter()
+            .filter(|c| members.contains(&c.case))
+            .map(|c| c.backend.as_str())
+            .collect();
+        backends.sort();
+        backends.dedup();
+        for backend in backends {
+            let bugs: Vec<Bug> = versions
+                .iter()
+                .map(|v| {
+                    let of: Vec<&Bug> = cells
+                        .iter()
+                        .filter(|c| {
+                            &c.version == v && c.backend == backend && members.contains(&c.case)
+                        })
+                        .map(|c| &c.bug)
+                        .collect();
+                    if of.contains(&&Bug::Present) {
+                        Bug::Present
+                    } else if !of.is_empty() && of.iter().all(|b| **b == Bug::Absent) {
+                        Bug::Absent
+                    } else {
+                        Bug::Unknown
+                    }
+                })
+                .collect();
+            // Releases only: `patched` is not a point in candle's history.
+            let releases: Vec<(&String, &Bug)> = versions
+                .iter()
+                .zip(&bugs)
+                .filter(|(v, b)| v.as_str() != PATCHED && **b != Bug::Unknown)
+                .collect();
+            let first_after = |from: &Bug, to: &Bug| {
+                releases
+                    .windows(2)
+                    .find(|w| w[0].1 == from && w[1].1 == to)
+                    .map(|w| w[1].0.clone())
+            };
+            rows.push(RootCauseRow {
+                root_cause: key.clone(),
+                backend: backend.to_string(),
+                introduced_in: first_after(&Bug::Absent, &Bug::Present),
+                first_seen: releases
+                    .iter()
+                    .find(|(_, b)| **b == Bug::Present)
+                    .map(|(v, _)| (*v).clone()),
+                fixed_in: first_after(&Bug::Present, &Bug::Absent),
+                bugs,
+            });
+        }
+    }
+    rows
 }
 
 /// Whether the case's bug shows in this run. On an accelerator the verdict decides; on the CPU
@@ -68,7 +164,10 @@ fn read_json(p: &Path) -> Result<serde_json::Value, String> {
 }
 
 /// Reads every `<backend>/suite.json` under each version's report folder.
-pub fn collect(runs: &[(String, PathBuf)]) -> Result<Matrix, String> {
+pub fn collect(
+    runs: &[(String, PathBuf)],
+    causes: &BTreeMap<String, RootCause>,
+) -> Result<Matrix, String> {
     let mut cells = Vec::new();
     for (version, dir) in runs {
         for backend in crate::manifest::BACKENDS {
@@ -135,6 +234,7 @@ pub fn collect(runs: &[(String, PathBuf)]) -> Result<Matrix, String> {
         }
     }
     Ok(Matrix {
+        root_causes: root_cause_rows(&versions, &cells, causes),
         versions,
         cells,
         transitions,
@@ -198,6 +298,7 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
     let mut backends: Vec<String> = m.cells.iter().map(|c| c.backend.clone()).collect();
     backends.sort();
     backends.dedup();
+    md.push_str(&root_cause_markdown(m));
     let mut cases: Vec<String> = Vec::new();
     for c in &m.cells {
         if !cases.contains(&c.case) {
@@ -274,10 +375,54 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
     md
 }
 
+fn root_cause_markdown(m: &Matrix) -> String {
+    if m.root_causes.is_empty() {
+        return String::new();
+    }
+    let mut md = format!("## Root causes: introduced in\n\nOne row per root cause of `repro/root-causes.toml` and backend, its ids folded together: `shows` where any of them diverged, `absent` where every one's op ran without it, `—` where that version has no run there or lacks the op. \"Introduced in\" is the first release that shows it after a release without it; \"X or earlier\" when the oldest release that ran already shows it. `{PATCHED}` is the pinned release with `patches/` applied (scripts/patched.sh), not a release, and takes no part in either column.\n\n");
+    let _ = writeln!(
+        md,
+        "| root cause | backend | {} | introduced in | fixed in |",
+        m.versions.join(" | ")
+    );
+    let _ = writeln!(md, "|---|---|{}---|---|", "---|".repeat(m.versions.len()));
+    for r in &m.root_causes {
+        let bugs: Vec<&str> = r
+            .bugs
+            .iter()
+            .map(|b| match b {
+                Bug::Present => "shows",
+                Bug::Absent => "absent",
+                Bug::Unknown => "—",
+            })
+            .collect();
+        let introduced = match (&r.introduced_in, &r.first_seen) {
+            (Some(v), _) => v.clone(),
+            (None, Some(v)) => format!("{v} or earlier"),
+            (None, None) => "—".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {introduced} | {} |",
+            r.root_cause,
+            r.backend,
+            bugs.join(" | "),
+            r.fixed_in.as_deref().unwrap_or("—")
+        );
+    }
+    md.push('\n');
+    md
+}
+
 /// `repro matrix-report --out DIR VERSION=RUNDIR...`: an unreadable run is bad input (exit 2),
 /// a failed write is this program's failure (exit 1).
-pub fn write(out: &Path, runs: &[(String, PathBuf)]) -> Result<Vec<PathBuf>, Error> {
-    let m = collect(runs).map_err(Error::BadInput)?;
+pub fn write(
+    out: &Path,
+    runs: &[(String, PathBuf)],
+    root_causes: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    let causes = crate::sweep::known::load_root_causes(root_causes).map_err(Error::BadInput)?;
+    let m = collect(runs, &causes).map_err(Error::BadInput)?;
     let io = |p: &Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let md_path = out.join("matrix.md");
@@ -317,7 +462,7 @@ mod tests {
             .iter()
             .map(|n| (n.to_string(), v(n)))
             .collect();
-        let m = collect(&runs).unwrap();
+        let m = collect(&runs, &BTreeMap::new()).unwrap();
         let t: Vec<(String, String, String, String)> = m
             .transitions
             .iter()
@@ -339,5 +484,56 @@ mod tests {
             ]
         );
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_root_cause_shows_where_any_id_shows_and_patched_is_not_a_release() {
+        let cell = |case: &str, version: &str, bug: Bug| Cell {
+            case: case.into(),
+            version: version.into(),
+            backend: "cuda".into(),
+            verdict: String::new(),
+            cpu_diverges: false,
+            bug,
+        };
+        let versions: Vec<String> = ["a", "b", "c", "d", PATCHED]
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        let cells = vec![
+            cell("sweep:x", "a", Bug::Absent),
+            cell("sweep:y", "a", Bug::Absent),
+            // b: y's op did not run and x is absent → unknown, skipped by "introduced in".
+            cell("sweep:x", "b", Bug::Absent),
+            cell("sweep:y", "b", Bug::Unknown),
+            cell("sweep:x", "c", Bug::Absent),
+            cell("sweep:y", "c", Bug::Present),
+            cell("sweep:x", "d", Bug::Present),
+            cell("sweep:y", "d", Bug::Absent),
+            cell("sweep:x", PATCHED, Bug::Absent),
+            cell("sweep:y", PATCHED, Bug::Absent),
+        ];
+        let cause: RootCause = toml::from_str(
+            "title = \"t\"\nbackends = [\"cuda\"]\nids = [\"x\", \"y\"]\nsource = \"s\"\nquote = \"q\"\nexplanation = \"e\"",
+        )
+        .unwrap();
+        let causes = BTreeMap::from([("cause".to_string(), cause)]);
+        let rows = root_cause_rows(&versions, &cells, &causes);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            r.bugs,
+            vec![
+                Bug::Absent,
+                Bug::Unknown,
+                Bug::Present,
+                Bug::Present,
+                Bug::Absent
+            ]
+        );
+        assert_eq!(r.introduced_in.as_deref(), Some("c"));
+        assert_eq!(r.first_seen.as_deref(), Some("c"));
+        // `patched` without it is not a release that fixed it.
+        assert_eq!(r.fixed_in, None);
     }
 }

@@ -247,6 +247,9 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: true,
     },
+    // `Tensor::scatter` (overwrite) is new in candle 0.9; the version matrix builds older
+    // releases without the `tensor-scatter` feature, and their sweeps list this op as not swept.
+    #[cfg(feature = "tensor-scatter")]
     Op {
         name: "scatter",
         call: "dst.scatter(&indexes, &src, dim)",
