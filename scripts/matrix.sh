@@ -3,10 +3,14 @@
 # each with its own lock file (matrix/locks/<version>.lock, committed) and target dir, then one
 # report: reports/matrix.{md,json} (case × version × backend → verdict, "fixed in"/"regressed in").
 #
-#   scripts/matrix.sh build [--cuda]             # build target/matrix/<v>/repro for every version
-#   scripts/matrix.sh run --device cpu|cuda      # run each build's suite into target/matrix/<v>/reports
+#   scripts/matrix.sh build [--cuda] [--only V,V]       # build target/matrix/<v>/repro for every version
+#   scripts/matrix.sh run --device cpu|cuda [--only V,V] # run each build's suite into target/matrix/<v>/reports
 #   scripts/matrix.sh report                     # write reports/matrix.{md,json} from every run found
 #   scripts/matrix.sh all [--device cpu]         # build + run + report (CPU)
+#
+# CUDA builds need a cudarc that knows the toolkit: with a CUDA 13 toolkit that is candle >= 0.9.2
+# (cudarc 0.17); older releases pin cudarc <= 0.16, whose build script stops with "Unsupported
+# cuda toolkit version", so build those with --only left out of the list.
 #
 # MATRIX_DIR (default target/matrix) holds sources, builds and runs. The only per-version edit is
 # the two candle pins in the copied root Cargo.toml. The pseudo-version `patched` is the pin with
@@ -24,10 +28,21 @@ die() { echo "error: $*" >&2; exit 2; }
 # older_than A B: version A sorts before version B.
 older_than() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
 
+# --only V,V,...: restrict build/run to these versions of versions.txt.
+only=""
+selected() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+
 build() {
   local features="" suffix=""
-  if [ "${1:-}" = "--cuda" ]; then features="--features cuda"; suffix="-cuda"; fi
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --cuda) features="--features cuda"; suffix="-cuda"; shift ;;
+      --only) only=$2; shift 2 ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
   for v in $versions; do
+    selected "$v" || continue
     local src=$work/$v/src out=$work/$v
     mkdir -p "$out"
     if [ "$v" = patched ]; then
@@ -77,11 +92,13 @@ run() {
     case $1 in
       --device) device=$2; shift 2 ;;
       --bins) bins=$2; shift 2 ;;
+      --only) only=$2; shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
   local suffix=""; [ "${device%%:*}" = cuda ] && suffix="-cuda"
   for v in $versions; do
+    selected "$v" || continue
     local exe=$bins/$v/repro$suffix
     [ -x "$exe" ] || die "no build for $v at $exe (run: scripts/matrix.sh build${suffix:+ --cuda})"
     mkdir -p "$work/$v"

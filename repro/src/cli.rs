@@ -2,13 +2,15 @@
 //! issue Markdown, optionally write reports, and exit with the verdict's code. The suite runner's
 //! child processes go through the same `execute`.
 
+use crate::error::Error;
 use clap::Parser;
 use harness::report;
 use harness::{run_case, Case, DeviceSpec, Verdict, DEVICE_ENV};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Exit code for bad input (unknown device, backend not compiled in, bad flags).
+/// Exit code for bad input (unknown device, backend not compiled in, bad flags): the one
+/// `crate::error::Error::BadInput` maps to.
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
@@ -50,36 +52,26 @@ pub enum Format {
     Quiet,
 }
 
-/// Bad input: printed as one `error: ...` line, exit code 2.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
+/// One `error: ...` line and exit code 2: for the binaries' own checks of their input.
 pub fn usage_exit(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(EXIT_USAGE)
+    crate::error::exit(Error::input(e.to_string()))
 }
 
 /// Parses and opens a device spec, or says in one line why not.
-pub fn open_device(spec: &str) -> Result<candle_core::Device, UsageError> {
-    let spec: DeviceSpec = spec.parse().map_err(UsageError)?;
-    harness::device::open(spec).map_err(|e| UsageError(e.to_string()))
+pub fn open_device(spec: &str) -> Result<candle_core::Device, Error> {
+    let spec: DeviceSpec = spec.parse().map_err(Error::BadInput)?;
+    harness::device::open(spec).map_err(|e| Error::input(e.to_string()))
 }
 
 /// Fails unless `dir/<backend>` can be created and written, before anything runs, so a bad
 /// report folder costs nothing and leaves nothing behind.
-pub fn check_report_dir(dir: &Path, backend: &str) -> Result<(), UsageError> {
+pub fn check_report_dir(dir: &Path, backend: &str) -> Result<(), Error> {
     let folder = dir.join(backend);
     let probe = folder.join(format!(".write-probe-{}", std::process::id()));
     std::fs::create_dir_all(&folder)
         .and_then(|_| std::fs::write(&probe, b""))
         .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| UsageError(format!("cannot write reports under {}: {e}", dir.display())))
+        .map_err(|e| Error::input(format!("cannot write reports under {}: {e}", dir.display())))
 }
 
 /// The cargo command that reproduces this run of binary `bin`, for report headers.
@@ -123,10 +115,10 @@ pub fn execute(
     variant: Option<&str>,
     report_dir: Option<&Path>,
     format: Format,
-) -> Result<Verdict, UsageError> {
+) -> Result<Verdict, Error> {
     if let Some(f) = variant {
         if !(case.variants)().iter().any(|v| v.name.contains(f)) {
-            return Err(UsageError(format!(
+            return Err(Error::BadInput(format!(
                 "no variant of {} matches `{f}` (names look like those in reports/)",
                 case.name
             )));
@@ -138,7 +130,7 @@ pub fn execute(
     let result = run_case(case, device, command, variant);
     if let Some(dir) = report_dir {
         let paths = report::write_reports(dir, &result, case.snippet).map_err(|e| {
-            UsageError(format!("cannot write reports under {}: {e}", dir.display()))
+            Error::input(format!("cannot write reports under {}: {e}", dir.display()))
         })?;
         if format != Format::Quiet {
             for p in paths {

@@ -4,6 +4,7 @@
 //! what to commit (or attach). The same on Metal, CUDA and the CPU.
 
 use crate::child::{last_words, tail, Ended, LineChild, Next};
+use crate::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -50,9 +51,11 @@ pub struct Outcome {
     pub last_lines: String,
 }
 
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = exe.parent().ok_or("this binary has no folder")?;
+fn sibling(name: &str) -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| Error::Internal("this binary has no folder".into()))?;
     Ok(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
 }
 
@@ -76,7 +79,7 @@ pub fn build_command() -> Vec<String> {
 
 /// Builds the sibling binaries with the cargo that ran us (`CARGO`, set by `cargo run`); with
 /// no cargo around, checks they exist.
-fn ensure_binaries(names: &[&str]) -> Result<(), String> {
+fn ensure_binaries(names: &[&str]) -> Result<(), Error> {
     let missing: Vec<&str> = names
         .iter()
         .copied()
@@ -88,24 +91,27 @@ fn ensure_binaries(names: &[&str]) -> Result<(), String> {
         let status = Command::new(cargo)
             .args(&args)
             .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
+            .map_err(|e| Error::Internal(format!("cannot run cargo: {e}")))?;
         if !status.success() {
-            return Err(format!("cargo {} failed ({status})", args.join(" ")));
+            return Err(Error::Internal(format!(
+                "cargo {} failed ({status})",
+                args.join(" ")
+            )));
         }
         return Ok(());
     }
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::Internal(format!(
             "not built: {} (run `cargo {}` first, or start collect with `cargo run`)",
             missing.join(", "),
             build_command().join(" ")
-        ))
+        )))
     }
 }
 
-fn steps(cfg: &CollectConfig, me: PathBuf) -> Result<Vec<Step>, String> {
+fn steps(cfg: &CollectConfig, me: PathBuf) -> Result<Vec<Step>, Error> {
     let dir = cfg.report_dir.display().to_string();
     let dev = cfg.device.clone();
     let common = |extra: &[&str]| -> Vec<String> {
@@ -312,12 +318,12 @@ fn changes(report_dir: &Path, backend: &str) -> Vec<String> {
 
 /// Runs every step and prints progress and the summary; the exit code is 0 when every step ran
 /// and nothing differs from the manifests, 3 when something differs, 1 when a step broke.
-pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, String> {
+pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, Error> {
     let mut names: Vec<&str> = PERF.to_vec();
     names.push(MOE_BENCH);
     // This binary's path, read before the build: if cargo rebuilds it, /proc/self/exe names
     // the replaced file ("… (deleted)"), while the path holds the new build.
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let me = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
     ensure_binaries(&names)?;
     let steps = steps(cfg, me)?;
     let n = steps.len();
@@ -330,7 +336,8 @@ pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, String> {
             s.name,
             start.elapsed().as_secs_f64()
         );
-        let o = run_step(s, cfg.step_timeout).map_err(|e| format!("{}: {e}", s.name))?;
+        let o = run_step(s, cfg.step_timeout)
+            .map_err(|e| Error::Internal(format!("{}: {e}", s.name)))?;
         eprintln!(
             "[{}/{n}] {} {} in {:.1} s",
             i + 1,

@@ -14,6 +14,24 @@ pub enum Error {
 }
 
 impl Error {
+    pub fn input(m: impl Into<String>) -> Self {
+        Error::BadInput(m.into())
+    }
+
+    pub fn internal(m: impl Into<String>) -> Self {
+        Error::Internal(m.into())
+    }
+
+    /// A failed write or other I/O of this program's own, named by its path.
+    pub fn io(path: &std::path::Path, e: impl fmt::Display) -> Self {
+        Error::Internal(format!("{}: {e}", path.display()))
+    }
+
+    /// An input file that cannot be read or parsed, named by its path.
+    pub fn unreadable(path: &std::path::Path, e: impl fmt::Display) -> Self {
+        Error::BadInput(format!("{}: {e}", path.display()))
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::BadInput(_) => crate::cli::EXIT_USAGE,
@@ -36,4 +54,16 @@ impl std::error::Error for Error {}
 pub fn exit(e: Error) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(e.exit_code())
+}
+
+/// What every command returns: an exit code (0, or 3 where a verdict differs from a manifest),
+/// or an error.
+pub type Outcome = Result<u8, Error>;
+
+/// The one mapping from a command's outcome to the process's exit code.
+pub fn finish(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => exit(e),
+    }
 }

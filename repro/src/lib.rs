@@ -4,6 +4,7 @@ pub mod cases;
 pub mod child;
 pub mod cli;
 pub mod collect;
+pub mod commands;
 pub mod error;
 pub mod manifest;
 pub mod matrix;

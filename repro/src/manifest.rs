@@ -3,6 +3,7 @@
 //! differs fails and says what changed — the expected-failure / unexpected-pass discipline of
 //! PyTorch's MPS tests and rust's `tests/crashes`.
 
+use crate::error::Error;
 use harness::Verdict;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -34,33 +35,35 @@ pub struct Manifest {
 
 impl Manifest {
     /// Reads and validates the manifest: known cases, known backends, valid verdicts.
-    pub fn load(path: &Path, known_cases: &[&str]) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-        Self::parse(&text, known_cases).map_err(|e| format!("manifest {}: {e}", path.display()))
+    pub fn load(path: &Path, known_cases: &[&str]) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::BadInput(format!("cannot read manifest {}: {e}", path.display()))
+        })?;
+        Self::parse(&text, known_cases)
+            .map_err(|e| Error::BadInput(format!("manifest {}: {e}", path.display())))
     }
 
-    pub fn parse(text: &str, known_cases: &[&str]) -> Result<Self, String> {
+    pub fn parse(text: &str, known_cases: &[&str]) -> Result<Self, Error> {
         let entries: BTreeMap<String, BTreeMap<String, Expectation>> =
-            toml::from_str(text).map_err(|e| e.message().to_string())?;
+            toml::from_str(text).map_err(|e| Error::input(e.message()))?;
         for (case, backends) in &entries {
             if !known_cases.contains(&case.as_str()) {
-                return Err(format!("unknown case `{case}`"));
+                return Err(Error::BadInput(format!("unknown case `{case}`")));
             }
             for (backend, e) in backends {
                 if !BACKENDS.contains(&backend.as_str()) {
-                    return Err(format!(
+                    return Err(Error::BadInput(format!(
                         "{case}: unknown backend `{backend}` (cpu, cuda, metal)"
-                    ));
+                    )));
                 }
                 e.verdict
                     .parse::<Verdict>()
-                    .map_err(|err| format!("{case}.{backend}: {err}"))?;
+                    .map_err(|err| Error::BadInput(format!("{case}.{backend}: {err}")))?;
                 if let Some(c) = &e.cpu_vs_oracle {
                     if c != "agrees" && c != "disagrees" {
-                        return Err(format!(
+                        return Err(Error::BadInput(format!(
                             "{case}.{backend}: cpu_vs_oracle is `{c}` (agrees or disagrees)"
-                        ));
+                        )));
                     }
                 }
             }

@@ -158,16 +158,17 @@ fn bug_of(backend: &str, verdict: &str, cpu_diverges: bool) -> Bug {
     }
 }
 
-fn read_json(p: &Path) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+fn read_json(p: &Path) -> Result<serde_json::Value, Error> {
+    let text =
+        std::fs::read_to_string(p).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
+    serde_json::from_str(&text).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))
 }
 
 /// Reads every `<backend>/suite.json` under each version's report folder.
 pub fn collect(
     runs: &[(String, PathBuf)],
     causes: &BTreeMap<String, RootCause>,
-) -> Result<Matrix, String> {
+) -> Result<Matrix, Error> {
     let mut cells = Vec::new();
     for (version, dir) in runs {
         for backend in crate::manifest::BACKENDS {
@@ -176,7 +177,10 @@ pub fn collect(
                 continue;
             }
             let suite = read_json(&suite)?;
-            for c in suite["cases"].as_array().ok_or("suite.json has no cases")? {
+            for c in suite["cases"]
+                .as_array()
+                .ok_or_else(|| Error::BadInput("suite.json has no cases".into()))?
+            {
                 let case = c["case"].as_str().unwrap_or_default().to_string();
                 let verdict = c["verdict"].as_str().unwrap_or("inconclusive").to_string();
                 let case_json = read_json(&dir.join(backend).join(format!("{case}.json"))).ok();
@@ -198,7 +202,9 @@ pub fn collect(
     }
     cells.extend(sweep_cells(runs)?);
     if cells.is_empty() {
-        return Err("no suite.json found under the given run folders".into());
+        return Err(Error::input(
+            "no suite.json found under the given run folders",
+        ));
     }
     let versions: Vec<String> = runs.iter().map(|(v, _)| v.clone()).collect();
     let mut transitions = Vec::new();
@@ -243,7 +249,7 @@ pub fn collect(
 
 /// The sweep's divergences as matrix rows (`sweep:<id>`): present in a version whose sweep on
 /// that backend saw it, absent in one whose sweep completed the divergence's op without seeing it.
-fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, String> {
+fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
     // (version, backend) → (ids seen, ops completed)
     let mut seen = Vec::new();
     let mut op_of = std::collections::BTreeMap::new();
@@ -421,8 +427,8 @@ pub fn write(
     runs: &[(String, PathBuf)],
     root_causes: &Path,
 ) -> Result<Vec<PathBuf>, Error> {
-    let causes = crate::sweep::known::load_root_causes(root_causes).map_err(Error::BadInput)?;
-    let m = collect(runs, &causes).map_err(Error::BadInput)?;
+    let causes = crate::sweep::known::load_root_causes(root_causes)?;
+    let m = collect(runs, &causes)?;
     let io = |p: &Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let md_path = out.join("matrix.md");

@@ -11,6 +11,7 @@
 //! `reports/matrix.json` (which candle versions show each id). Everything below `load` is a
 //! pure function of that data.
 
+use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::sweep::exec;
 use crate::sweep::known::{self, KnownSet, RootCause};
@@ -105,9 +106,10 @@ pub struct Data {
 // ---------------------------------------------------------------------------------------------
 // Loading (the only part that reads files).
 
-fn read_json(p: &Path) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+fn read_json(p: &Path) -> Result<serde_json::Value, Error> {
+    let text =
+        std::fs::read_to_string(p).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
+    serde_json::from_str(&text).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))
 }
 
 fn show_tensor(dtype: &str, shape: &[u64], values: &[f64]) -> String {
@@ -171,7 +173,7 @@ fn case_run(v: &serde_json::Value) -> CaseRun {
 
 /// Reads every input. `root` is the workspace root (manifests, patches), `report_dir` the
 /// folder holding `sweep/`, `<backend>/` and `matrix.json`.
-pub fn load(root: &Path, report_dir: &Path) -> Result<Data, String> {
+pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
     let root_causes = known::load_root_causes(&root.join(known::ROOT_CAUSES_PATH))?;
     let known_set = KnownSet::load(&root.join(known::DEFAULT_PATH))?;
     let case_names: Vec<&str> = crate::cases::all().iter().map(|c| c.name).collect();
@@ -183,7 +185,7 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, String> {
         let p = report_dir.join("sweep").join(b).join("sweep.json");
         if p.is_file() {
             let run: SweepRun = serde_json::from_value(read_json(&p)?)
-                .map_err(|e| format!("{}: {e}", p.display()))?;
+                .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
             sweeps.insert(b.to_string(), run);
         }
         for id in known_set.entries.keys() {
@@ -367,13 +369,13 @@ fn full(h: &HostTensor) -> String {
 
 /// The oracle's answer for the representative's pass, complete: the recorded one unless it was
 /// cut at 12 values, else computed again from the cell (the oracle is plain Rust).
-pub fn expected_answer(op: &Op, s: &Shrunk) -> Result<String, String> {
+pub fn expected_answer(op: &Op, s: &Shrunk) -> Result<String, Error> {
     let pass = &s.finding.pass;
     let recorded = s
         .evidence
         .reference
         .get(pass)
-        .ok_or_else(|| format!("{}: no reference for {pass}", s.id))?;
+        .ok_or_else(|| Error::BadInput(format!("{}: no reference for {pass}", s.id)))?;
     if !recorded.contains('…') {
         return Ok(recorded.clone());
     }
@@ -393,28 +395,28 @@ pub fn expected_answer(op: &Op, s: &Shrunk) -> Result<String, String> {
                 .evidence
                 .loss_weights
                 .as_ref()
-                .ok_or_else(|| format!("{}: no loss weights", s.id))?;
+                .ok_or_else(|| Error::BadInput(format!("{}: no loss weights", s.id)))?;
             let grads = exec::reference_grads(op, &s.cell, &inputs, &which, w)
-                .ok_or_else(|| format!("{}: no reference gradient", s.id))?;
+                .ok_or_else(|| Error::BadInput(format!("{}: no reference gradient", s.id)))?;
             let at = which
                 .iter()
                 .position(|&i| inputs[i].role == role)
-                .ok_or_else(|| format!("{}: {role} has no gradient", s.id))?;
+                .ok_or_else(|| Error::BadInput(format!("{}: {role} has no gradient", s.id)))?;
             full(&grads[at])
         }
     };
     let head = recorded.trim_end_matches("…]").trim_end_matches(", ");
     if !again.starts_with(head) {
-        return Err(format!(
+        return Err(Error::BadInput(format!(
             "{}: the oracle now gives `{again}` where the run recorded `{recorded}`",
             s.id
-        ));
+        )));
     }
     Ok(again)
 }
 
 /// The cell regenerated from its seed must give the inputs the run recorded.
-fn check_inputs(op: &Op, s: &Shrunk) -> Result<(), String> {
+fn check_inputs(op: &Op, s: &Shrunk) -> Result<(), Error> {
     let inputs = exec::prepare(op, &s.cell);
     let same = inputs.len() == s.evidence.inputs.len()
         && inputs.iter().zip(&s.evidence.inputs).all(|(a, b)| {
@@ -429,10 +431,10 @@ fn check_inputs(op: &Op, s: &Shrunk) -> Result<(), String> {
     if same {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::BadInput(format!(
             "{}: its cell (seed {}) no longer regenerates the inputs the run recorded",
             s.id, s.cell.seed
-        ))
+        )))
     }
 }
 
@@ -449,12 +451,13 @@ pub struct Repro {
 }
 
 /// The repro of a root cause from its representative's shrunk cell.
-pub fn repro(key: &str, r: &RootCause, data: &Data) -> Result<Option<Repro>, String> {
+pub fn repro(key: &str, r: &RootCause, data: &Data) -> Result<Option<Repro>, Error> {
     let Some((run, d)) = representative(r, data) else {
         return Ok(None);
     };
     let s = d.repro.as_ref().expect("representative has a repro");
-    let op = ops::find(&d.op).ok_or_else(|| format!("{}: unknown op {}", d.id, d.op))?;
+    let op = ops::find(&d.op)
+        .ok_or_else(|| Error::BadInput(format!("{}: unknown op {}", d.id, d.op)))?;
     check_inputs(op, s)?;
     let expected = expected_answer(op, s)?;
     let body = crate::sweep::emit::run_body(op, s);
@@ -1233,8 +1236,8 @@ pub struct Generated {
 
 pub fn generate(
     data: &Data,
-    format: &dyn Fn(&str) -> Result<String, String>,
-) -> Result<Generated, String> {
+    format: &dyn Fn(&str) -> Result<String, Error>,
+) -> Result<Generated, Error> {
     let mut texts = BTreeMap::new();
     let mut repros = BTreeMap::new();
     for (key, r) in &data.root_causes {
@@ -1255,7 +1258,7 @@ pub fn generate(
 
 /// Formats Rust source with the `rustfmt` on the PATH (edition 2021, the workspace's), run in
 /// `root` so it reads the workspace's rustfmt configuration if there is one.
-pub fn rustfmt(root: &Path) -> impl Fn(&str) -> Result<String, String> + '_ {
+pub fn rustfmt(root: &Path) -> impl Fn(&str) -> Result<String, Error> + '_ {
     move |src: &str| {
         use std::io::Write as _;
         let mut child = std::process::Command::new("rustfmt")
@@ -1265,42 +1268,51 @@ pub fn rustfmt(root: &Path) -> impl Fn(&str) -> Result<String, String> + '_ {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run rustfmt (rustup component add rustfmt): {e}"))?;
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "cannot run rustfmt (rustup component add rustfmt): {e}"
+                ))
+            })?;
         child
             .stdin
             .take()
             .expect("piped")
             .write_all(src.as_bytes())
-            .map_err(|e| format!("rustfmt: {e}"))?;
+            .map_err(|e| Error::Internal(format!("rustfmt: {e}")))?;
         let out = child
             .wait_with_output()
-            .map_err(|e| format!("rustfmt: {e}"))?;
+            .map_err(|e| Error::Internal(format!("rustfmt: {e}")))?;
         if !out.status.success() {
-            return Err(format!(
+            return Err(Error::Internal(format!(
                 "rustfmt rejected a generated repro: {}",
                 String::from_utf8_lossy(&out.stderr)
-            ));
+            )));
         }
-        String::from_utf8(out.stdout).map_err(|e| format!("rustfmt: {e}"))
+        String::from_utf8(out.stdout).map_err(|e| Error::Internal(format!("rustfmt: {e}")))
     }
 }
 
 /// Writes every generated file atomically and removes the stale ones (`*.md` in `text_dir`,
 /// `*.rs` in `repro_dir` that no root cause generates any more).
-pub fn write(g: &Generated, text_dir: &Path, repro_dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn write(g: &Generated, text_dir: &Path, repro_dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut written = Vec::new();
     for (dir, files, ext) in [(text_dir, &g.texts, "md"), (repro_dir, &g.repros, "rs")] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
         for (name, text) in files {
             let p = dir.join(name);
-            harness::report::write_atomic(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+            harness::report::write_atomic(&p, text)
+                .map_err(|e| Error::Internal(format!("{}: {e}", p.display())))?;
             written.push(p);
         }
-        for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-            let p = entry.map_err(|e| e.to_string())?.path();
+        for entry in std::fs::read_dir(dir)
+            .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?
+        {
+            let p = entry.map_err(|e| Error::Internal(e.to_string()))?.path();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if p.extension().is_some_and(|e| e == ext) && !files.contains_key(name) {
-                std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                std::fs::remove_file(&p)
+                    .map_err(|e| Error::Internal(format!("{}: {e}", p.display())))?;
             }
         }
     }
@@ -1313,7 +1325,7 @@ pub fn run_command(
     report_dir: &Path,
     out: Option<&Path>,
     repro_dir: &Path,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, Error> {
     let root = Path::new(".");
     let data = load(root, report_dir)?;
     let g = generate(&data, &rustfmt(root))?;

@@ -12,6 +12,7 @@
 //! random logits, and on logits with ties the report says how each backend breaks them.
 
 use super::{ms, obj, times, OutputArgs, TimingArgs};
+use crate::error::Error;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use harness::bench::{BenchRecord, BenchReport};
@@ -228,11 +229,11 @@ fn describe_ties(c: &SelectionCheck) -> String {
 }
 
 /// Checks what clap cannot: every K below every E.
-pub fn validate(args: &Args) -> Result<(), String> {
+pub fn validate(args: &Args) -> Result<(), Error> {
     match (args.k.iter().max(), args.experts.iter().min()) {
-        (Some(&k), Some(&e)) if k >= e => Err(format!(
+        (Some(&k), Some(&e)) if k >= e => Err(Error::BadInput(format!(
             "every --k must be below every --experts (K = {k}, E = {e})"
-        )),
+        ))),
         _ => Ok(()),
     }
 }

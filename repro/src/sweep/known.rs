@@ -2,6 +2,7 @@
 //! semantics: a divergence the manifest expects on a backend that ran and that no longer shows
 //! fails the run ("fixed? update the manifest"); one the manifest lacks fails it too ("new").
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -41,10 +42,11 @@ impl RootCause {
     }
 }
 
-pub fn load_root_causes(path: &Path) -> Result<BTreeMap<String, RootCause>, String> {
+pub fn load_root_causes(path: &Path) -> Result<BTreeMap<String, RootCause>, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text)
+        .map_err(|e| Error::BadInput(format!("{}: {}", path.display(), e.message())))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -108,21 +110,21 @@ pub struct KnownSet {
 }
 
 impl KnownSet {
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, Error> {
         if !path.exists() {
             return Ok(Self::default());
         }
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let entries: BTreeMap<String, Known> =
-            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+            .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
+        let entries: BTreeMap<String, Known> = toml::from_str(&text)
+            .map_err(|e| Error::BadInput(format!("{}: {}", path.display(), e.message())))?;
         for (id, k) in &entries {
             for b in k.backends.iter().chain(k.predicted.keys()) {
                 if !crate::manifest::BACKENDS.contains(&b.as_str()) {
-                    return Err(format!(
+                    return Err(Error::BadInput(format!(
                         "{}: `{id}` names unknown backend `{b}`",
                         path.display()
-                    ));
+                    )));
                 }
             }
         }

@@ -6,6 +6,7 @@ use super::exec::{Category, Finding};
 use super::known::{self, KnownSet, Status};
 use super::{ops, plan, ChildLine, Shrunk, CHILD};
 use crate::child::{last_words, tail, Ended, LineChild, Next};
+use crate::error::Error;
 use harness::device::{DeviceInfo, CANDLE_VERSION};
 use harness::report::write_atomic;
 use serde::Serialize;
@@ -511,7 +512,7 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
     }
 }
 
-pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, String> {
+pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, Error> {
     let known = KnownSet::load(&cfg.manifest)?;
     let start = Instant::now();
     let deadline = start + cfg.budget;
@@ -734,7 +735,7 @@ pub fn write_outputs(cfg: &SweepConfig, r: &SweepReport) -> std::io::Result<Vec<
 /// Rewrites the manifest from a run: entries seen now get this run's backends and devices
 /// (keeping their upstream link, note and first-seen version); entries on backends that did not
 /// run are kept.
-pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String> {
+pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, Error> {
     let mut known = KnownSet::load(&cfg.manifest)?;
     let seen: Vec<known::Seen> = r
         .divergences
@@ -772,11 +773,11 @@ pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String>
         &devices,
         &r.candle_version,
     );
-    write_atomic(&cfg.manifest, &known.to_toml()).map_err(|e| e.to_string())?;
+    write_atomic(&cfg.manifest, &known.to_toml()).map_err(|e| Error::Internal(e.to_string()))?;
     let mut written = vec![cfg.manifest.clone()];
     // Repros are written only by a run that saw every backend the manifest lists for them, so
     // a CPU-only run never replaces the evidence of a CUDA run.
-    std::fs::create_dir_all(&cfg.repro_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&cfg.repro_dir).map_err(|e| Error::Internal(e.to_string()))?;
     for d in &r.divergences {
         let (Some(s), Some(op), Some(k)) = (&d.repro, ops::find(&d.op), known.entries.get(&d.id))
         else {
@@ -788,7 +789,7 @@ pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String>
         }
         let title = super::emit::title(op, s, &k.backends);
         write_atomic(&p, &super::emit::repro_source(op, s, &title, &r.command))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::Internal(e.to_string()))?;
         rustfmt(&p);
         written.push(p);
     }
@@ -799,12 +800,15 @@ pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, String>
         .filter(|(_, k)| k.observed)
         .map(|(id, _)| repro_file_name(id))
         .collect();
-    for entry in std::fs::read_dir(&cfg.repro_dir).map_err(|e| e.to_string())? {
-        let name = entry.map_err(|e| e.to_string())?.file_name();
+    for entry in std::fs::read_dir(&cfg.repro_dir).map_err(|e| Error::Internal(e.to_string()))? {
+        let name = entry
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .file_name();
         let name = name.to_string_lossy();
         if name.starts_with("sweep_") && name.ends_with(".rs") && !listed.contains(name.as_ref()) {
             let p = cfg.repro_dir.join(name.as_ref());
-            std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            std::fs::remove_file(&p)
+                .map_err(|e| Error::Internal(format!("{}: {e}", p.display())))?;
         }
     }
     Ok(written)
