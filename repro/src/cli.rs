@@ -5,7 +5,7 @@
 use crate::error::Error;
 use clap::Parser;
 use harness::report;
-use harness::{run_case, Case, DeviceSpec, Verdict, DEVICE_ENV};
+use harness::{run_case, Case, Verdict, DEVICE_ENV};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -54,24 +54,17 @@ pub enum Format {
 
 /// One `error: ...` line and exit code 2: for the binaries' own checks of their input.
 pub fn usage_exit(e: impl std::fmt::Display) -> ExitCode {
-    crate::error::exit(Error::input(e.to_string()))
+    harness::cli::fail(EXIT_USAGE, e)
 }
 
-/// Parses and opens a device spec, or says in one line why not.
+/// Parses and opens a device spec, or says in one line why not (`harness::cli`, typed).
 pub fn open_device(spec: &str) -> Result<candle_core::Device, Error> {
-    let spec: DeviceSpec = spec.parse().map_err(Error::BadInput)?;
-    harness::device::open(spec).map_err(|e| Error::input(e.to_string()))
+    harness::cli::open_device(spec).map_err(Error::BadInput)
 }
 
-/// Fails unless `dir/<backend>` can be created and written, before anything runs, so a bad
-/// report folder costs nothing and leaves nothing behind.
+/// `harness::cli::check_report_dir`, typed: an unwritable report folder is bad input.
 pub fn check_report_dir(dir: &Path, backend: &str) -> Result<(), Error> {
-    let folder = dir.join(backend);
-    let probe = folder.join(format!(".write-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&folder)
-        .and_then(|_| std::fs::write(&probe, b""))
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| Error::input(format!("cannot write reports under {}: {e}", dir.display())))
+    harness::cli::check_report_dir(dir, backend).map_err(Error::BadInput)
 }
 
 /// The cargo command that reproduces this run of binary `bin`, for report headers.

@@ -52,8 +52,7 @@ impl std::error::Error for Error {}
 
 /// One line on stderr and the error's exit code.
 pub fn exit(e: Error) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(e.exit_code())
+    harness::cli::fail(e.exit_code(), e)
 }
 
 /// What every command returns: an exit code (0, or 3 where a verdict differs from a manifest),

@@ -47,11 +47,7 @@ pub struct BenchReport {
 
 impl BenchReport {
     pub fn device_label(&self) -> String {
-        let t = &self.environment.target;
-        match &t.driver {
-            Some(d) => format!("{} ({}, driver {d})", t.location, t.name),
-            None => format!("{} ({})", t.location, t.name),
-        }
+        self.environment.target.to_string()
     }
 }
 

@@ -197,6 +197,17 @@ pub struct DeviceInfo {
     pub compute_capability: Option<String>,
 }
 
+/// The device line of every report and figure: `{}` gives `cuda:0 (NVIDIA H200, driver 580.…)`,
+/// the alternate `{:#}` leaves the driver out (`cuda:0 (NVIDIA H200)`).
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.driver {
+            Some(d) if !f.alternate() => write!(f, "{} ({}, driver {d})", self.location, self.name),
+            _ => write!(f, "{} ({})", self.location, self.name),
+        }
+    }
+}
+
 /// Where the verdict came from: candle version, OS, both devices.
 #[derive(Clone, Debug, Serialize)]
 pub struct Environment {

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod canary;
 pub mod case;
+pub mod cli;
 pub mod compare;
 pub mod device;
 pub mod host;

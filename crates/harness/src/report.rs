@@ -10,11 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 fn target_label(r: &CaseReport) -> String {
-    let t = &r.environment.target;
-    match &t.driver {
-        Some(d) => format!("{} ({}, driver {d})", t.location, t.name),
-        None => format!("{} ({})", t.location, t.name),
-    }
+    r.environment.target.to_string()
 }
 
 fn outcome_cell(o: &Outcome) -> String {

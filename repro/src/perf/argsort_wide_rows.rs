@@ -198,7 +198,7 @@ pub fn run(
     command: &str,
 ) -> Result<BenchReport> {
     let env = Environment::collect(device);
-    let device_name = format!("{} ({})", env.target.location, env.target.name);
+    let device_name = format!("{:#}", env.target);
     let max = args.max_width as usize;
     let mut searches = Vec::new();
     for dtype in [DType::F32, DType::U32] {

@@ -294,7 +294,7 @@ pub fn run(
         first_retimed = Some((before, again));
     }
 
-    let device_name = format!("{} ({})", env.target.location, env.target.name);
+    let device_name = format!("{:#}", env.target);
     let mut records = Vec::new();
     let mut rows = Vec::new();
     for p in &points {

@@ -73,7 +73,7 @@ pub fn run(
     rows_list.sort_unstable();
     rows_list.dedup();
     let env = Environment::collect(device);
-    let device_name = format!("{} ({})", env.target.location, env.target.name);
+    let device_name = format!("{:#}", env.target);
     let (mut rows, mut records, mut findings) = (Vec::new(), Vec::new(), Vec::new());
     let mut last_ratios = (0.0, 0.0);
     for &n in &rows_list {

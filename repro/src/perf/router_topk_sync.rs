@@ -262,7 +262,7 @@ pub fn run(
         );
     }
     let env = Environment::collect(device);
-    let device_name = format!("{} ({})", env.target.location, env.target.name);
+    let device_name = format!("{:#}", env.target);
     let mut records = Vec::new();
     let mut rows = Vec::new();
     let mut at_notes: Option<(f64, f64)> = None;

@@ -205,12 +205,12 @@ fn run_pass(out: candle_core::Result<Tensor>, pass: Pass) -> candle_core::Result
     Ok(())
 }
 
+/// Exit code for bad input, as in every binary of the workspace.
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let usage = |m: String| {
-        eprintln!("error: {m}");
-        ExitCode::from(2)
-    };
+    let usage = |m: String| harness::cli::fail(EXIT_USAGE, m);
     let dtypes: Vec<DType> = match args.dtypes.iter().map(|s| parse_dtype(s)).collect() {
         Ok(d) => d,
         Err(e) => return usage(e),
@@ -221,11 +221,7 @@ fn main() -> ExitCode {
             args.k, args.experts
         ));
     }
-    let device = match args
-        .device
-        .parse::<harness::DeviceSpec>()
-        .and_then(|s| harness::device::open(s).map_err(|e| e.to_string()))
-    {
+    let device = match harness::cli::open_device(&args.device) {
         Ok(d) => d,
         Err(e) => return usage(e),
     };
@@ -241,47 +237,34 @@ fn main() -> ExitCode {
             "--count-launches needs the call counter preloaded: build tools/cuda-launch-count and run with LD_PRELOAD=<dir>/liblaunch_count.so".into(),
         );
     }
+    let backend = harness::device::backend_name(&device);
     if let Some(dir) = &args.report_dir {
-        let folder = dir.join(harness::device::backend_name(&device));
-        if let Err(e) = std::fs::create_dir_all(&folder) {
-            return usage(format!("cannot write reports under {}: {e}", dir.display()));
+        if let Err(e) = harness::cli::check_report_dir(dir, backend) {
+            return usage(e);
         }
     }
-    match bench(&args, &dtypes, &device) {
-        Ok(report) => {
-            let text = render(&report);
-            if let Some(dir) = &args.report_dir {
-                let folder = dir.join(&report.environment.target.backend);
-                let write =
-                    |name: &str, s: &str| harness::report::write_atomic(&folder.join(name), s);
-                let svg = plot(&report);
-                let res = write("moe_bench.txt", &text)
-                    .and_then(|_| {
-                        write(
-                            "moe_bench.json",
-                            &(serde_json::to_string_pretty(&report).unwrap() + "\n"),
-                        )
-                    })
-                    .and_then(|_| match &svg {
-                        Some(s) => write("moe_bench.svg", s),
-                        None => Ok(()),
-                    });
-                if let Err(e) = res {
-                    return usage(format!("cannot write reports under {}: {e}", dir.display()));
-                }
-            }
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap());
-            } else {
-                print!("{text}");
-            }
-            ExitCode::SUCCESS
+    let report = match bench(&args, &dtypes, &device) {
+        Ok(report) => report,
+        Err(e) => return harness::cli::fail(1, format!("{e:#}")),
+    };
+    let text = render(&report);
+    if let Some(dir) = &args.report_dir {
+        let json = serde_json::to_string_pretty(&report).unwrap() + "\n";
+        let svg = plot(&report);
+        let mut files = vec![("moe_bench.txt", text.as_str()), ("moe_bench.json", &json)];
+        if let Some(svg) = &svg {
+            files.push(("moe_bench.svg", svg));
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+        if let Err(e) = harness::cli::write_report_files(dir, backend, &files) {
+            return usage(e);
         }
     }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    } else {
+        print!("{text}");
+    }
+    ExitCode::SUCCESS
 }
 
 struct Measured {
@@ -396,7 +379,7 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
             }
         }
     }
-    let device_name = format!("{} ({})", env.target.location, env.target.name);
+    let device_name = format!("{:#}", env.target);
     let find = |m: &Measured, dispatch: Option<Dispatch>| {
         all.iter()
             .find(|o| {
@@ -784,11 +767,10 @@ fn plot(r: &Report) -> Option<String> {
             }),
         }
     }
-    let t = &r.environment.target;
     line_chart_svg(
         &format!(
-            "moe_bench fwd+bwd, T = {t_max}, on {} ({})",
-            t.location, t.name
+            "moe_bench fwd+bwd, T = {t_max}, on {:#}",
+            r.environment.target
         ),
         "model width D",
         "median ms",
