@@ -122,7 +122,7 @@ mutant auto-picks-slowest \
 
 mutant snippet-wrong-column \
   "the narrowed-matmul snippet multiplies by another column than it claims" \
-  'replace repro/snippets/src/bin/matmul_narrowed_operand.rs "let col = w.narrow(1, 2, 1)?;" "let col = w.narrow(1, 3, 1)?;"' \
+  'replace repro/snippets/src/bin/snippet_matmul_narrowed_operand.rs "let col = w.narrow(1, 2, 1)?;" "let col = w.narrow(1, 3, 1)?;"' \
   'cargo test -q -p snippets'
 
 mutant case-variant-dropped \

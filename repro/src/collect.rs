@@ -9,13 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The performance repros, in the order they run (binaries of this package).
-pub const PERF: [&str; 4] = [
-    "fp16_cast_overhead",
-    "router_topk_sync",
-    "index_add_rows",
-    "argsort_wide_rows",
-];
 /// moe-core's benchmark (a binary of the moe-core package, built beside this one).
 pub const MOE_BENCH: &str = "moe_bench";
 
@@ -141,7 +134,7 @@ fn steps(cfg: &CollectConfig, me: PathBuf) -> Result<Vec<Step>, Error> {
         args: sweep,
         ok_codes: &[0, 3],
     });
-    for p in PERF {
+    for p in crate::perf::ALL.iter().map(|p| p.name) {
         let quick: &[&str] = match (cfg.quick, p) {
             (false, _) => &[],
             (true, "fp16_cast_overhead") => &[
@@ -319,7 +312,7 @@ fn changes(report_dir: &Path, backend: &str) -> Vec<String> {
 /// Runs every step and prints progress and the summary; the exit code is 0 when every step ran
 /// and nothing differs from the manifests, 3 when something differs, 1 when a step broke.
 pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, Error> {
-    let mut names: Vec<&str> = PERF.to_vec();
+    let mut names: Vec<&str> = crate::perf::ALL.iter().map(|p| p.name).collect();
     names.push(MOE_BENCH);
     // This binary's path, read before the build: if cargo rebuilds it, /proc/self/exe names
     // the replaced file ("… (deleted)"), while the path holds the new build.

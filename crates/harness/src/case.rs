@@ -54,6 +54,37 @@ pub struct Case {
     /// Variants known to disagree with the oracle, with why: they run as expected failures in
     /// the snapshot tests, so a fix upstream fails them ("fixed upstream?").
     pub known: &'static [KnownDivergence],
+    /// What the snippets test (repro/snippets/tests/run.rs) requires of the snippet's CPU output.
+    pub snippet_run: SnippetRun,
+}
+
+/// How the snippets test treats a standalone snippet: run it on the CPU and check its output
+/// against lines computed in plain Rust, or compile it only, with the reason.
+#[derive(Clone, Copy)]
+pub enum SnippetRun {
+    Check(fn(&str) -> Result<(), String>),
+    CompileOnly(&'static str),
+}
+
+/// `Ok` when `out` has `line` as one of its lines.
+pub fn require_line(out: &str, line: &str) -> Result<(), String> {
+    if out.lines().any(|l| l == line) {
+        Ok(())
+    } else {
+        Err(format!("expected the line `{line}`"))
+    }
+}
+
+/// `[[a, b], [c, d]]` as the snippets print an f32 matrix (`{:?}` of `Vec<Vec<f32>>`).
+pub fn f32_matrix(rows: &[Vec<f64>]) -> String {
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let v: Vec<String> = r.iter().map(|x| format!("{x:.1}")).collect();
+            format!("[{}]", v.join(", "))
+        })
+        .collect();
+    format!("[{}]", rows.join(", "))
 }
 
 /// A variant known to disagree with the oracle on some backends.

@@ -10,7 +10,7 @@
 //! through f32 (or a 32-bit truncation of i64) changes them.
 
 use candle_core::{DType, Tensor};
-use harness::case::{Case, Variant};
+use harness::case::{require_line, Case, SnippetRun, Variant};
 use harness::observe::shape_literal;
 use harness::oracle::{self, OracleResult};
 use harness::{HostTensor, Probe, Stopped};
@@ -21,10 +21,20 @@ pub const CASE: Case = Case {
     claim: "A U32 tensor that goes through unsqueeze → broadcast_as → contiguous() arrives as F32 on Metal.",
     source: "field notes, item 2 (candle 0.9.2, Metal)",
     upstream: &[],
-    snippet: include_str!("../../snippets/src/bin/broadcast_contiguous_u32.rs"),
+    snippet: include_str!("../../snippets/src/bin/snippet_broadcast_contiguous_u32.rs"),
     variants,
     known: &[],
+    snippet_run: SnippetRun::Check(snippet_check),
 };
+
+/// Each value above 2^24 repeated three times, exactly (a detour through f32 would round it).
+fn snippet_check(out: &str) -> Result<(), String> {
+    let rows: Vec<String> = [16_777_217u64, 16_777_219, 16_777_221, 16_777_223]
+        .iter()
+        .map(|v| format!("[{v}, {v}, {v}]"))
+        .collect();
+    require_line(out, &format!("contiguous():  U32 [{}]", rows.join(", ")))
+}
 
 const DTYPES: [DType; 4] = [DType::U8, DType::U32, DType::I64, DType::F32];
 

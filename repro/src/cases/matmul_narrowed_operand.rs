@@ -14,7 +14,7 @@
 //! backend that computes them must match the oracle exactly.
 
 use candle_core::DType;
-use harness::case::{Case, KnownDivergence, Variant};
+use harness::case::{Case, KnownDivergence, SnippetRun, Variant};
 use harness::oracle;
 use harness::HostTensor;
 
@@ -27,7 +27,7 @@ pub const CASE: Case = Case {
         "https://github.com/huggingface/candle/issues/2373 (same error, narrowed operand)",
         "https://github.com/huggingface/candle/issues/1965 (contiguous or transposed operands only, by design)",
     ],
-    snippet: include_str!("../../snippets/src/bin/matmul_narrowed_operand.rs"),
+    snippet: include_str!("../../snippets/src/bin/snippet_matmul_narrowed_operand.rs"),
     variants,
     known: &[
         KnownDivergence {
@@ -46,7 +46,27 @@ pub const CASE: Case = Case {
             why: "gemm_config rejects a row stride wider than the width (#2373)",
         },
     ],
+    snippet_run: SnippetRun::Check(snippet_check),
 };
+
+/// The CPU computes the narrowed matmul: a = arange(20) as 5×4 times column 2 of
+/// w = arange(32) as 4×8, computed here in plain Rust.
+fn snippet_check(out: &str) -> Result<(), String> {
+    let expected: Vec<String> = (0..5)
+        .map(|i| {
+            let v: f64 = (0..4)
+                .map(|k| ((i * 4 + k) as f64) * ((k * 8 + 2) as f64))
+                .sum();
+            format!("{v:.1}")
+        })
+        .collect();
+    let line = format!("a.matmul(&col) = [{}]", expected.join(", "));
+    if out.contains(&line) {
+        Ok(())
+    } else {
+        Err(format!("expected `{line}`"))
+    }
+}
 
 /// `a (m, k) · w.narrow(1, start, n)` where w is (k, width), or the lhs narrowed instead.
 fn variant(name: &str, about: &str, narrow_rhs: bool, n: usize) -> Variant {

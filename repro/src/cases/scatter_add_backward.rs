@@ -13,7 +13,7 @@
 //! for `scatter`, d/d self = r with the overwritten positions zeroed.
 
 use candle_core::{DType, Tensor, Var};
-use harness::case::{Case, KnownDivergence, Variant};
+use harness::case::{f32_matrix, require_line, Case, KnownDivergence, SnippetRun, Variant};
 use harness::oracle;
 use harness::{HostTensor, Probe, Stopped};
 
@@ -23,7 +23,7 @@ pub const CASE: Case = Case {
     claim: "Differentiating through `scatter_add` fails with a shape mismatch whenever the index's shape differs from `self`'s (e.g. more rows, the usual MoE combine), and otherwise zeroes the gradient of `self` at scattered positions; `scatter`'s gradient of `self` is not zeroed where it overwrites.",
     source: "found by moe-core's finite-difference gradient check (crates/moe-core/tests/gradcheck.rs)",
     upstream: &["https://github.com/pytorch/pytorch/issues/27614 (the same family of bugs in PyTorch)"],
-    snippet: include_str!("../../snippets/src/bin/scatter_add_backward.rs"),
+    snippet: include_str!("../../snippets/src/bin/snippet_scatter_add_backward.rs"),
     variants,
     known: &[
         KnownDivergence {
@@ -42,7 +42,19 @@ pub const CASE: Case = Case {
             why: "backprop.rs Scatter passes the grad of self unmasked; overwritten positions should get zero",
         },
     ],
+    snippet_run: SnippetRun::Check(snippet_check),
 };
+
+/// The forward is right (3 rows of ones plus 6 rows of ones added two per row); the backward is
+/// candle 0.11.1's known bug, which the snippet must keep showing or say is fixed.
+fn snippet_check(out: &str) -> Result<(), String> {
+    require_line(out, &format!("forward: {}", f32_matrix(&vec![vec![2.0; 4]; 3])))?;
+    let all_ones = f32_matrix(&vec![vec![1.0; 4]; 3]);
+    if out.contains(&format!("same shape: d/d init = {all_ones}")) {
+        return Err("scatter_add's gradient of self is now right: fixed upstream? update the case and this snippet".into());
+    }
+    Ok(())
+}
 
 fn weights(shape: &[usize]) -> HostTensor {
     HostTensor::from_fn(DType::F32, shape, |i| (i + 1) as f64)

@@ -13,7 +13,7 @@
 //! index dtype after every construction step.
 
 use candle_core::{DType, Tensor};
-use harness::case::{Case, Variant};
+use harness::case::{f32_matrix, require_line, Case, SnippetRun, Variant};
 use harness::observe::shape_literal;
 use harness::oracle;
 use harness::{HostTensor, Probe, Stopped};
@@ -27,10 +27,25 @@ pub const CASE: Case = Case {
         "https://github.com/huggingface/candle/pull/1849 (related: Metal scatter-add u8/i64 ids, f16/bf16)",
         "https://github.com/huggingface/candle/pull/2656 (related: Metal scatter-add u32/u32)",
     ],
-    snippet: include_str!("../../snippets/src/bin/scatter_add_u32.rs"),
+    snippet: include_str!("../../snippets/src/bin/snippet_scatter_add_u32.rs"),
     variants,
     known: &[],
+    snippet_run: SnippetRun::Check(snippet_check),
 };
+
+/// The snippet's corrected calls add 5 rows of ones into 3 rows of zeros, row i going to i % 3:
+/// computed here in plain Rust.
+fn snippet_check(out: &str) -> Result<(), String> {
+    let mut want = vec![vec![0.0; 4]; 3];
+    for i in 0..5 {
+        for v in want[i % 3].iter_mut() {
+            *v += 1.0;
+        }
+    }
+    let want = format!("F32 {}", f32_matrix(&want));
+    require_line(out, &format!("result.scatter_add(&idx_2d, &src, 0): {want}"))?;
+    require_line(out, &format!("result.scatter_add(&idx_b, &src, 0): {want}"))
+}
 
 const INDEX_DTYPES: [DType; 3] = [DType::U8, DType::U32, DType::I64];
 const SOURCE_DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];

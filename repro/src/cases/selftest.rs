@@ -2,7 +2,7 @@
 //! abort, a segmentation fault and a hang. They exist so the runner's process isolation can be
 //! tested on a machine without a GPU, and are listed only when `CANDLE_REPRO_SELFTEST` is set.
 
-use harness::case::{Case, Variant};
+use harness::case::{Case, SnippetRun, Variant};
 use harness::Probe;
 
 pub const ENV: &str = "CANDLE_REPRO_SELFTEST";
@@ -17,6 +17,7 @@ fn case(name: &'static str, title: &'static str, variants: fn() -> Vec<Variant>)
         snippet: "",
         variants,
         known: &[],
+        snippet_run: SnippetRun::CompileOnly("test-only case without a snippet"),
     }
 }
 

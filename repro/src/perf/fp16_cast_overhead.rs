@@ -21,7 +21,12 @@ use std::cell::Cell;
 use std::time::Duration;
 
 pub const NAME: &str = "fp16_cast_overhead";
-pub const SNIPPET: &str = include_str!("../../snippets/src/bin/fp16_cast_overhead.rs");
+pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_fp16_cast_overhead.rs");
+pub const PERF: super::Perf = super::Perf {
+    name: NAME,
+    snippet: SNIPPET,
+    snippet_run: super::PRINTS_TIMINGS,
+};
 
 #[derive(clap::Parser, Debug)]
 #[command(

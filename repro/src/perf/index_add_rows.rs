@@ -21,7 +21,12 @@ use harness::{HostTensor, Verdict};
 use std::time::Duration;
 
 pub const NAME: &str = "index_add_rows";
-pub const SNIPPET: &str = include_str!("../../snippets/src/bin/index_add_rows.rs");
+pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_index_add_rows.rs");
+pub const PERF: super::Perf = super::Perf {
+    name: NAME,
+    snippet: SNIPPET,
+    snippet_run: super::PRINTS_TIMINGS,
+};
 
 /// A slowdown beyond this against `index_select` of the same data counts as reproduced: a kernel
 /// parallel over all N·D elements stays within a small factor of a gather.

@@ -2,12 +2,39 @@
 //! Each measures on the device at hand with `harness::timing`, computes its verdict from its own
 //! numbers, and renders through `harness::bench`.
 
-pub mod argsort_wide_rows;
-pub mod fp16_cast_overhead;
-pub mod index_add_rows;
-pub mod router_topk_sync;
-
 pub use crate::cli::OutputArgs;
+use harness::case::SnippetRun;
+
+/// A performance repro: its binary's name, its standalone snippet and how the snippets test
+/// treats that snippet.
+pub struct Perf {
+    pub name: &'static str,
+    pub snippet: &'static str,
+    pub snippet_run: SnippetRun,
+}
+
+/// `perf_repros!(a, b)`: `pub mod a; pub mod b;` and `ALL` = `[a::PERF, b::PERF]`, so a new
+/// performance repro is one line here (and its file, its snippet and a one-line bin).
+macro_rules! perf_repros {
+    ($($perf:ident),* $(,)?) => {
+        $(pub mod $perf;)*
+
+        /// Every performance repro, in the order `repro collect` runs them.
+        pub static ALL: &[Perf] = &[$($perf::PERF),*];
+    };
+}
+
+perf_repros!(
+    fp16_cast_overhead,
+    router_topk_sync,
+    index_add_rows,
+    argsort_wide_rows,
+);
+
+/// The snippets that print timings: compiled by every build, not run by the snippets test (their
+/// figures belong in reports, not snapshots).
+const PRINTS_TIMINGS: SnippetRun =
+    SnippetRun::CompileOnly("prints timings, which belong in reports, not snapshots");
 use crate::cli::{open_device, usage_exit};
 use harness::bench::{self, BenchReport};
 use harness::timing::TimingConfig;

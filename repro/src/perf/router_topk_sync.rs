@@ -23,7 +23,12 @@ use std::cell::Cell;
 use std::time::Duration;
 
 pub const NAME: &str = "router_topk_sync";
-pub const SNIPPET: &str = include_str!("../../snippets/src/bin/router_topk_sync.rs");
+pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_router_topk_sync.rs");
+pub const PERF: super::Perf = super::Perf {
+    name: NAME,
+    snippet: SNIPPET,
+    snippet_run: super::PRINTS_TIMINGS,
+};
 
 #[derive(clap::Parser, Debug)]
 #[command(
