@@ -64,7 +64,8 @@ build() {
       continue
     fi
     rm -rf "$src" && mkdir -p "$src"
-    (cd "$root" && git ls-files -z | xargs -0 tar c) | tar x -C "$src"
+    # The working tree as it is, untracked files that git does not ignore included.
+    (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar c) | tar x -C "$src"
     sed -i "s/^candle-core = \"=.*\"/candle-core = \"=$v\"/; s/^candle-nn = \"=.*\"/candle-nn = \"=$v\"/" "$src/Cargo.toml"
     if [ -f "$root/matrix/locks/$v.lock" ]; then
       cp "$root/matrix/locks/$v.lock" "$src/Cargo.lock"
