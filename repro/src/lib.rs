@@ -5,6 +5,7 @@ pub mod child;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod coverage;
 pub mod error;
 pub mod manifest;
 pub mod matrix;

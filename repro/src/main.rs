@@ -4,7 +4,7 @@
 //! `repro::commands`.
 
 use clap::{Parser, Subcommand};
-use repro::commands::{collect, pages, suite, sweep};
+use repro::commands::{collect, coverage, pages, suite, sweep};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -35,6 +35,8 @@ enum Cmd {
     /// Write one upstream text per root cause (<DIR>/upstream/<root-cause>.md and README.md)
     /// and its repro (repro/upstream-repros/src/bin/<root-cause>.rs) from the observed runs.
     Upstream(pages::UpstreamArgs),
+    /// Write reports/COVERAGE.md: which candle items the sweep and the suite check.
+    Coverage(coverage::CoverageArgs),
     /// Internal: run sweep cells of one op in this process (used by `sweep`).
     #[command(name = repro::sweep::CHILD, hide = true)]
     SweepChild(sweep::ChildArgs),
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Cmd::Collect(a) => collect::collect(a),
         Cmd::Status(a) => pages::status(a),
         Cmd::Upstream(a) => pages::upstream(a),
+        Cmd::Coverage(a) => coverage::coverage(a),
         Cmd::SweepChild(a) => sweep::child(a),
         Cmd::Child(a) => suite::child(a),
     })

@@ -3,6 +3,7 @@
 //! typed error that `crate::error::finish` maps to 2 (bad input) or 1 (this program's fault).
 
 pub mod collect;
+pub mod coverage;
 pub mod pages;
 pub mod suite;
 pub mod sweep;
