@@ -269,28 +269,24 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
                 )?;
             }
         }
-        Ended::Exited(status) => {
-            result.verdict = Verdict::Crashed;
-            result.summary = format!(
-                "the case's process {}: {}",
-                describe_status(&status),
-                last_words(&stderr)
-            );
-            write_death_report(
-                &cfg.report_dir,
-                backend,
-                case,
-                &result,
-                &stderr_tail,
-                &cfg.command,
-            )?;
-        }
-        Ended::Killed => {
-            result.verdict = Verdict::Hung;
-            result.summary = format!(
-                "no result within {} s; the process was killed",
-                cfg.timeout.as_secs()
-            );
+        died => {
+            (result.verdict, result.summary) = match died {
+                Ended::Exited(status) => (
+                    Verdict::Crashed,
+                    format!(
+                        "the case's process {}: {}",
+                        describe_status(&status),
+                        last_words(&stderr)
+                    ),
+                ),
+                Ended::Killed => (
+                    Verdict::Hung,
+                    format!(
+                        "no result within {} s; the process was killed",
+                        cfg.timeout.as_secs()
+                    ),
+                ),
+            };
             write_death_report(
                 &cfg.report_dir,
                 backend,

@@ -1400,16 +1400,9 @@ mod tests {
             data.known.entries.insert(
                 id.into(),
                 known::Known {
-                    category: "unimplemented".into(),
                     backends: vec!["cuda".into()],
                     first_seen: "0.9.2".into(),
-                    candle: "0.11.1".into(),
-                    devices: BTreeMap::new(),
-                    observed: true,
-                    upstream: None,
-                    note: None,
-                    root_cause: None,
-                    predicted: BTreeMap::new(),
+                    ..known::Known::first_observed("unimplemented", "0.11.1")
                 },
             );
             for (v, b) in ["0.9.2", "0.10.2", "0.11.1"].iter().zip(pattern) {

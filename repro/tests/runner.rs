@@ -12,7 +12,8 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-fn repro(args: &[&str], selftest: bool) -> Output {
+/// `repro ARGS` from the repository root, with the self-test cases when `selftest`.
+fn command(args: &[&str], selftest: bool) -> Command {
     let mut c = Command::new(REPRO);
     c.args(args)
         .env_remove(harness::DEVICE_ENV)
@@ -24,7 +25,11 @@ fn repro(args: &[&str], selftest: bool) -> Output {
     } else {
         c.env_remove(repro::cases::selftest::ENV);
     }
-    c.output().expect("repro runs")
+    c
+}
+
+fn repro(args: &[&str], selftest: bool) -> Output {
+    command(args, selftest).output().expect("repro runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -84,26 +89,15 @@ fn each_way_of_dying_is_reported_and_the_rest_still_run() {
             .find(|v| v.0 == n)
             .unwrap_or_else(|| panic!("{n} missing: {verdicts:?}"))
     };
-    assert_eq!(find("selftest_panic").1, "crashed");
-    assert!(
-        find("selftest_panic")
-            .2
-            .contains("panicked: selftest: deliberate panic"),
-        "{:?}",
-        find("selftest_panic")
-    );
-    assert_eq!(find("selftest_abort").1, "crashed");
-    assert!(
-        find("selftest_abort").2.contains("SIGABRT"),
-        "{:?}",
-        find("selftest_abort")
-    );
-    assert_eq!(find("selftest_segfault").1, "crashed");
-    assert!(
-        find("selftest_segfault").2.contains("SIGSEGV"),
-        "{:?}",
-        find("selftest_segfault")
-    );
+    // A crash is `crashed`, with the words that say how the process died in its summary.
+    let crashed_with = |case: &str, words: &str| {
+        let (_, verdict, summary) = find(case);
+        assert_eq!(verdict, "crashed", "{:?}", find(case));
+        assert!(summary.contains(words), "{:?}", find(case));
+    };
+    crashed_with("selftest_panic", "panicked: selftest: deliberate panic");
+    crashed_with("selftest_abort", "SIGABRT");
+    crashed_with("selftest_segfault", "SIGSEGV");
     assert_eq!(find("selftest_hang").1, "hung");
     assert_eq!(
         find("selftest_ok").1,
@@ -301,8 +295,8 @@ fn bad_input_is_one_line_exit_2_and_writes_nothing() {
 #[test]
 fn an_interrupted_run_leaves_no_half_written_report() {
     let dir = scratch("interrupted");
-    let mut child = Command::new(REPRO)
-        .args([
+    let mut child = command(
+        &[
             "run",
             "scatter_add_u32",
             "selftest_hang",
@@ -312,14 +306,13 @@ fn an_interrupted_run_leaves_no_half_written_report() {
             "30",
             "--report-dir",
             dir.to_str().unwrap(),
-        ])
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-        .env(repro::cases::selftest::ENV, "1")
-        .env_remove(harness::DEVICE_ENV)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        true,
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     // Wait until the first case's report is in place and the hang has started, then kill.
     let first = dir.join("cpu/scatter_add_u32.json");
     let start = std::time::Instant::now();

@@ -34,6 +34,13 @@ fn sweep_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
     cmd.output().expect("repro runs")
 }
 
+/// `--ops OPS --manifest MANIFEST`, then `extra`.
+fn ops_args<'a>(ops: &'a str, manifest: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--ops", ops, "--manifest", manifest.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -51,15 +58,7 @@ fn committed_manifest() -> PathBuf {
 fn known_divergences_are_expected_failures() {
     let dir = tmp("known");
     let manifest = committed_manifest();
-    let o = sweep(
-        &[
-            "--ops",
-            "gather,silu",
-            "--manifest",
-            manifest.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let o = sweep(&ops_args("gather,silu", &manifest, &[]), &dir);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("expected failure"), "{}", text(&o));
     let json = dir.join("reports/sweep/cpu/sweep.json");
@@ -82,30 +81,13 @@ fn a_new_divergence_and_a_vanished_one_fail_the_run() {
         "[silu-fwd-wrong-result]\ncategory = \"wrong-result\"\nbackends = [\"cpu\"]\nfirst_seen = \"0.11.1\"\ncandle = \"0.11.1\"\nobserved = true\n",
     )
     .unwrap();
-    let o = sweep(
-        &[
-            "--ops",
-            "gather,silu",
-            "--manifest",
-            manifest.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let o = sweep(&ops_args("gather,silu", &manifest, &[]), &dir);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("new divergence"), "{out}");
     assert!(out.contains("fixed? update the manifest"), "{out}");
     // --bless makes the manifest say what the run saw.
-    let o = sweep(
-        &[
-            "--ops",
-            "gather,silu",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--bless",
-        ],
-        &dir,
-    );
+    let o = sweep(&ops_args("gather,silu", &manifest, &["--bless"]), &dir);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let blessed = std::fs::read_to_string(&manifest).unwrap();
     assert!(
@@ -116,15 +98,7 @@ fn a_new_divergence_and_a_vanished_one_fail_the_run() {
     assert!(dir
         .join("repros/sweep_gather_fwd_unimplemented_src_transposed.rs")
         .is_file());
-    let o = sweep(
-        &[
-            "--ops",
-            "gather,silu",
-            "--manifest",
-            manifest.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let o = sweep(&ops_args("gather,silu", &manifest, &[]), &dir);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
@@ -168,9 +142,11 @@ fn a_failing_canary_sweeps_nothing() {
 fn sabotaged_sweep(name: &str, sabotage: &str, extra: &[&str]) -> (Output, PathBuf) {
     let dir = tmp(name);
     let manifest = committed_manifest();
-    let mut args = vec!["--ops", "silu", "--manifest", manifest.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let o = sweep_with_env(&args, &dir, &[(repro::sweep::SELFTEST_ENV, sabotage)]);
+    let o = sweep_with_env(
+        &ops_args("silu", &manifest, extra),
+        &dir,
+        &[(repro::sweep::SELFTEST_ENV, sabotage)],
+    );
     (o, dir)
 }
 

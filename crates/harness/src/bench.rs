@@ -128,10 +128,6 @@ pub fn json(r: &BenchReport) -> String {
 pub fn issue_markdown(r: &BenchReport, snippet: &str) -> String {
     let e = &r.environment;
     let backend = &e.target.backend;
-    let features = match backend.as_str() {
-        "cpu" => String::new(),
-        b => format!(", features = [\"{b}\"]"),
-    };
     let mut md = String::new();
     let title = match r.verdict {
         Verdict::Reproduced => format!("[{backend}] {}", r.title),
@@ -151,18 +147,7 @@ pub fn issue_markdown(r: &BenchReport, snippet: &str) -> String {
             r.timing.iters
         );
     }
-    let _ = writeln!(md, "- produced by: `{}`\n", r.command);
-    let _ = writeln!(
-        md,
-        "### Claim tested\n\n> {}\n\nSource: {}\n",
-        r.claim, r.source
-    );
-    if !r.upstream.is_empty() {
-        for link in &r.upstream {
-            let _ = writeln!(md, "- {link}");
-        }
-        let _ = writeln!(md);
-    }
+    crate::report::md_claim(&mut md, &r.command, &r.claim, &r.source, &r.upstream, None);
     let _ = writeln!(md, "### Measurements\n");
     md.push_str(&table(&r.columns, &r.rows, true));
     let _ = writeln!(md);
@@ -171,11 +156,7 @@ pub fn issue_markdown(r: &BenchReport, snippet: &str) -> String {
     }
     if !snippet.is_empty() {
         let _ = writeln!(md, "\n### Minimal reproduction\n");
-        let _ = writeln!(
-            md,
-            "`Cargo.toml`:\n\n```toml\n[dependencies]\ncandle-core = {{ version = \"={}\"{features} }}\n```\n",
-            e.candle_version
-        );
+        crate::report::md_cargo_toml(&mut md, &e.candle_version, backend);
         let _ = writeln!(
             md,
             "`src/main.rs` (run with `cargo run --release -- {backend}`):\n\n```rust\n{snippet}```"

@@ -390,15 +390,48 @@ fn md_expected(e: &Expected) -> String {
     }
 }
 
+/// The end of an issue's Environment section and its "Claim tested" section: the command that
+/// produced the report, the claim with its source, then the upstream links (after
+/// `links_heading`, when given).
+pub(crate) fn md_claim(
+    md: &mut String,
+    command: &str,
+    claim: &str,
+    source: &str,
+    upstream: &[String],
+    links_heading: Option<&str>,
+) {
+    let _ = writeln!(md, "- produced by: `{command}`\n");
+    let _ = writeln!(md, "### Claim tested\n\n> {claim}\n\nSource: {source}\n");
+    if !upstream.is_empty() {
+        if let Some(heading) = links_heading {
+            let _ = writeln!(md, "{heading}\n");
+        }
+        for link in upstream {
+            let _ = writeln!(md, "- {link}");
+        }
+        let _ = writeln!(md);
+    }
+}
+
+/// The `Cargo.toml` of an issue's minimal reproduction: candle-core pinned to `candle_version`,
+/// with the backend's feature unless it is the CPU.
+pub(crate) fn md_cargo_toml(md: &mut String, candle_version: &str, backend: &str) {
+    let features = match backend {
+        "cpu" => String::new(),
+        b => format!(", features = [\"{b}\"]"),
+    };
+    let _ = writeln!(
+        md,
+        "`Cargo.toml`:\n\n```toml\n[dependencies]\ncandle-core = {{ version = \"={candle_version}\"{features} }}\n```\n"
+    );
+}
+
 /// Markdown for an upstream issue: title, environment, standalone repro, expected vs actual as
 /// observed, verdict. A caller-error verdict never claims an op bug.
 pub fn issue_markdown(r: &CaseReport, snippet: &str) -> String {
     let e = &r.environment;
     let backend = r.target_backend();
-    let features = match backend {
-        "cpu" => String::new(),
-        b => format!(", features = [\"{b}\"]"),
-    };
     let mut md = String::new();
     let _ = writeln!(md, "<!-- title: {} -->", issue_title(r));
     let _ = writeln!(md, "## {}\n", issue_title(r));
@@ -434,21 +467,16 @@ pub fn issue_markdown(r: &CaseReport, snippet: &str) -> String {
         "- canary (add, matmul, index_select, strided copy vs the oracle): {canary} on {}",
         r.canary.devices.join(", ")
     );
-    let _ = writeln!(md, "- produced by: `{}`\n", r.command);
-    let _ = writeln!(
-        md,
-        "### Claim tested\n\n> {}\n\nSource: {}\n",
-        r.claim, r.source
+    md_claim(
+        &mut md,
+        &r.command,
+        &r.claim,
+        &r.source,
+        &r.upstream,
+        Some("Related upstream:"),
     );
-    if !r.upstream.is_empty() {
-        let _ = writeln!(md, "Related upstream:\n");
-        for link in &r.upstream {
-            let _ = writeln!(md, "- {link}");
-        }
-        let _ = writeln!(md);
-    }
     let _ = writeln!(md, "### Minimal reproduction\n");
-    let _ = writeln!(md, "`Cargo.toml`:\n\n```toml\n[dependencies]\ncandle-core = {{ version = \"={}\"{features} }}\n```\n", e.candle_version);
+    md_cargo_toml(&mut md, &e.candle_version, backend);
     let _ = writeln!(
         md,
         "`src/main.rs` (run with `cargo run -- {backend}`):\n\n```rust\n{}```\n",

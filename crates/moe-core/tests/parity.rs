@@ -6,16 +6,12 @@
 //! such as a dropped residual, passed). It is now tests/reference_parity.rs, against a plain-Rust
 //! f64 reference that shares no code with moe-core, on the same configuration and data and more.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use moe_core::{Dispatch, MoeBlock, MoeConfig, SortedCapacity};
 
-fn target() -> Device {
-    harness::device::test_target()
-}
-
-#[test]
-fn host_syncs_per_forward() {
-    let dev = target();
+/// A small f32 block (d 8, 4 experts, top-2) on the target, and 10 tokens for it.
+fn block_and_input() -> (MoeBlock, Tensor) {
+    let dev = harness::device::test_target();
     let block = MoeBlock::new(
         MoeConfig {
             d: 8,
@@ -28,6 +24,12 @@ fn host_syncs_per_forward() {
     )
     .unwrap();
     let x = Tensor::randn(0f32, 1.0, (10, 8), &dev).unwrap();
+    (block, x)
+}
+
+#[test]
+fn host_syncs_per_forward() {
+    let (block, x) = block_and_input();
     let mut counts = Vec::new();
     for d in Dispatch::ALL {
         let before = block.host_syncs();
@@ -57,20 +59,8 @@ fn host_syncs_per_forward() {
 /// ids once per forward to size its capacity.
 #[test]
 fn sorted_host_syncs_per_layout() {
-    let dev = target();
-    let block = MoeBlock::new(
-        MoeConfig {
-            d: 8,
-            e: 4,
-            k: 2,
-            f: 8,
-            dtype: DType::F32,
-        },
-        &dev,
-    )
-    .unwrap();
+    let (block, x) = block_and_input();
     assert_eq!(block.sorted_capacity(), SortedCapacity::Busiest);
-    let x = Tensor::randn(0f32, 1.0, (10, 8), &dev).unwrap();
     for (capacity, want) in [(SortedCapacity::Tokens, 0), (SortedCapacity::Busiest, 1)] {
         block.set_sorted_capacity(capacity);
         let before = block.host_syncs();

@@ -89,6 +89,19 @@ fn values(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// The gradient of `sum(t · w)` with respect to `wrt`.
+fn weighted_grad(t: &Tensor, w: &Tensor, wrt: &Var) -> Tensor {
+    (t * w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
+        .get(wrt.as_tensor())
+        .unwrap()
+        .clone()
+}
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     values(a)
         .iter()
@@ -251,21 +264,9 @@ fn gather_rows_gradient_is_the_index_select_gradient() {
     let ours = GatherRows::apply(src.as_tensor(), &row_token, &slot_row, 2).unwrap();
     let theirs = src.as_tensor().index_select(&row_token, 0).unwrap();
     assert_eq!(values(&ours), values(&theirs));
-    let g_ours = (&ours * &weights)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g_theirs = (&theirs * &weights)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
     let e = max_abs_diff(
-        g_ours.get(src.as_tensor()).unwrap(),
-        g_theirs.get(src.as_tensor()).unwrap(),
+        &weighted_grad(&ours, &weights, &src),
+        &weighted_grad(&theirs, &weights, &src),
     );
     assert!(e <= tol, "fold 2: {e:e}");
 
@@ -274,16 +275,9 @@ fn gather_rows_gradient_is_the_index_select_gradient() {
     let theirs = rows.as_tensor().index_select(&slot_row, 0).unwrap();
     assert_eq!(values(&ours), values(&theirs));
     let w = tensor(seq(8 * 3, 1.1, 0.6), &[8, 3], &dev);
-    let g_ours = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-    let g_theirs = (&theirs * &w)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
     let e = max_abs_diff(
-        g_ours.get(rows.as_tensor()).unwrap(),
-        g_theirs.get(rows.as_tensor()).unwrap(),
+        &weighted_grad(&ours, &w, &rows),
+        &weighted_grad(&theirs, &w, &rows),
     );
     assert!(e <= tol, "fold 1: {e:e}");
 }
@@ -336,18 +330,10 @@ fn shaped_gather_matches_reshape_and_index_select() {
         .unwrap();
     assert_eq!(ours.dims(), &[4, 2, 3]);
     assert_eq!(values(&ours), values(&theirs));
-    let grad = |t: &Tensor| {
-        (t * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap()
-            .get(src.as_tensor())
-            .unwrap()
-            .clone()
-    };
-    let (g_ours, g_theirs) = (grad(&ours), grad(&theirs));
+    let (g_ours, g_theirs) = (
+        weighted_grad(&ours, &weights, &src),
+        weighted_grad(&theirs, &weights, &src),
+    );
     assert_eq!(g_ours.dims(), &[2, 4, 3]);
     let e = max_abs_diff(&g_ours, &g_theirs);
     assert!(e <= tolerance(&dev), "{e:e}");

@@ -22,11 +22,7 @@ use std::time::Duration;
 
 pub const NAME: &str = "fp16_cast_overhead";
 pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_fp16_cast_overhead.rs");
-pub const PERF: super::Perf = super::Perf {
-    name: NAME,
-    snippet: SNIPPET,
-    snippet_run: super::PRINTS_TIMINGS,
-};
+pub const PERF: super::Perf = super::Perf::prints_timings(NAME, SNIPPET);
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -253,9 +249,7 @@ pub fn run(
     command: &str,
 ) -> Result<BenchReport> {
     let (t, layers) = (args.tokens as usize, args.layers as usize);
-    let mut dims: Vec<usize> = args.dims.iter().map(|&d| d as usize).collect();
-    dims.sort_unstable();
-    dims.dedup();
+    let dims = super::sorted_unique(&args.dims);
     let env = Environment::collect(device);
     let mut points: Vec<Point> = Vec::new();
     let mut first_retimed: Option<(Stats, Stats)> = None;

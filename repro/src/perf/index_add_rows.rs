@@ -22,11 +22,7 @@ use std::time::Duration;
 
 pub const NAME: &str = "index_add_rows";
 pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_index_add_rows.rs");
-pub const PERF: super::Perf = super::Perf {
-    name: NAME,
-    snippet: SNIPPET,
-    snippet_run: super::PRINTS_TIMINGS,
-};
+pub const PERF: super::Perf = super::Perf::prints_timings(NAME, SNIPPET);
 
 /// A slowdown beyond this against `index_select` of the same data counts as reproduced: a kernel
 /// parallel over all N·D elements stays within a small factor of a gather.
@@ -74,9 +70,7 @@ pub fn run(
     command: &str,
 ) -> Result<BenchReport> {
     let d = args.width as usize;
-    let mut rows_list: Vec<usize> = args.rows.iter().map(|&n| n as usize).collect();
-    rows_list.sort_unstable();
-    rows_list.dedup();
+    let rows_list = super::sorted_unique(&args.rows);
     let env = Environment::collect(device);
     let device_name = format!("{:#}", env.target);
     let (mut rows, mut records, mut findings) = (Vec::new(), Vec::new(), Vec::new());

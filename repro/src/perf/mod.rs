@@ -13,6 +13,18 @@ pub struct Perf {
     pub snippet_run: SnippetRun,
 }
 
+impl Perf {
+    /// A repro whose snippet prints timings: compiled by every build, never run by the snippets
+    /// test.
+    pub const fn prints_timings(name: &'static str, snippet: &'static str) -> Self {
+        Perf {
+            name,
+            snippet,
+            snippet_run: PRINTS_TIMINGS,
+        }
+    }
+}
+
 /// `perf_repros!(a, b)`: `pub mod a; pub mod b;` and `ALL` = `[a::PERF, b::PERF]`, so a new
 /// performance repro is one line here (and its file, its snippet and a one-line bin).
 macro_rules! perf_repros {
@@ -62,9 +74,45 @@ impl TimingArgs {
     }
 }
 
+/// `--dims 128,64,128` as the sorted, deduplicated list the repro measures.
+pub fn sorted_unique(values: &[u64]) -> Vec<usize> {
+    let mut v: Vec<usize> = values.iter().map(|&x| x as usize).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// The cargo command that reproduces this run.
 pub fn command_line(bin: &str) -> String {
     crate::cli::command_line(bin)
+}
+
+/// `perf_main!(index_add_rows)` is the `main` of a timed performance repro's binary: it parses
+/// the module's `Args`, checks them with the module's `validate` when one is named
+/// (`perf_main!(router_topk_sync, validate)`), and hands the `--iters`/`--warmup-ms` timing, the
+/// module's `run` and its `plot` to [`main_for`].
+#[macro_export]
+macro_rules! perf_main {
+    ($bench:ident $(, $validate:ident)?) => {
+        fn main() -> ::std::process::ExitCode {
+            use ::clap::Parser as _;
+            use $crate::perf::{self, $bench as bench};
+            let args = bench::Args::parse();
+            $(
+                if let Err(e) = bench::$validate(&args) {
+                    return $crate::cli::usage_exit(e);
+                }
+            )?
+            let command = perf::command_line(bench::NAME);
+            perf::main_for(
+                &args.out,
+                args.timing.timing(),
+                bench::SNIPPET,
+                |device, timing| bench::run(&args, device, timing, &command),
+                bench::plot,
+            )
+        }
+    };
 }
 
 /// Opens the device, runs the bench, writes/prints its report, exits with the verdict's code.

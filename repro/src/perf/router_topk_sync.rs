@@ -24,11 +24,7 @@ use std::time::Duration;
 
 pub const NAME: &str = "router_topk_sync";
 pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_router_topk_sync.rs");
-pub const PERF: super::Perf = super::Perf {
-    name: NAME,
-    snippet: SNIPPET,
-    snippet_run: super::PRINTS_TIMINGS,
-};
+pub const PERF: super::Perf = super::Perf::prints_timings(NAME, SNIPPET);
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -254,12 +250,8 @@ pub fn run(
         args.dim as usize,
         args.layers as usize,
     );
-    let mut experts: Vec<usize> = args.experts.iter().map(|&e| e as usize).collect();
-    experts.sort_unstable();
-    experts.dedup();
-    let mut ks: Vec<usize> = args.k.iter().map(|&k| k as usize).collect();
-    ks.sort_unstable();
-    ks.dedup();
+    let experts = super::sorted_unique(&args.experts);
+    let ks = super::sorted_unique(&args.k);
     if let (Some(&kmax), Some(&emin)) = (ks.last(), experts.first()) {
         anyhow::ensure!(
             kmax < emin,

@@ -80,6 +80,24 @@ pub struct Known {
     pub predicted: BTreeMap<String, Prediction>,
 }
 
+impl Known {
+    /// An entry first observed by a run with candle `candle`, on no backend yet.
+    pub fn first_observed(category: &str, candle: &str) -> Self {
+        Known {
+            category: category.into(),
+            backends: vec![],
+            first_seen: candle.into(),
+            candle: candle.into(),
+            devices: BTreeMap::new(),
+            observed: true,
+            upstream: None,
+            note: None,
+            root_cause: None,
+            predicted: BTreeMap::new(),
+        }
+    }
+}
+
 /// A divergence expected from reading source, with the evidence.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -298,18 +316,10 @@ pub fn apply_run(
         k.devices.retain(|b, _| !ran.contains(b));
     }
     for d in seen {
-        let k = known.entries.entry(d.id.clone()).or_insert_with(|| Known {
-            category: d.category.clone(),
-            backends: vec![],
-            first_seen: candle.into(),
-            candle: candle.into(),
-            devices: BTreeMap::new(),
-            observed: true,
-            upstream: None,
-            note: None,
-            root_cause: None,
-            predicted: BTreeMap::new(),
-        });
+        let k = known
+            .entries
+            .entry(d.id.clone())
+            .or_insert_with(|| Known::first_observed(&d.category, candle));
         k.candle = candle.into();
         k.observed = true;
         for b in &d.backends {
@@ -365,16 +375,9 @@ mod tests {
 
     fn set() -> KnownSet {
         let predicted_only = Known {
-            category: "wrong-result".into(),
-            backends: vec![],
-            first_seen: "0.11.1".into(),
-            candle: "0.11.1".into(),
-            devices: BTreeMap::new(),
             observed: false,
-            upstream: None,
-            note: None,
-            root_cause: None,
             predicted: BTreeMap::from([("metal".to_string(), prediction())]),
+            ..Known::first_observed("wrong-result", "0.11.1")
         };
         let also_on_cpu = Known {
             backends: vec!["cpu".into()],
