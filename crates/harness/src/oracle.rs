@@ -433,7 +433,9 @@ pub fn scatter_add(
 
 // The wider op set the op-consistency sweep covers lives in its own file.
 mod sweep_ops;
+mod training_ops;
 pub use sweep_ops::*;
+pub use training_ops::*;
 
 #[cfg(test)]
 mod tests {

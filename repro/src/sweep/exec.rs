@@ -329,12 +329,12 @@ impl Bounds {
         let per_element: Vec<f64> = want
             .iter()
             .zip(m)
-            .map(|(w, mi)| (rel * u * w.abs() + abs * u * mi).max(tiny))
+            .map(|(w, mi)| (rel * u * w.abs() + abs * u * mi.abs()).max(tiny))
             .collect();
         let atol = want
             .iter()
             .zip(m)
-            .map(|(_, mi)| (abs * u * mi).max(tiny))
+            .map(|(_, mi)| (abs * u * mi.abs()).max(tiny))
             .fold(0.0, f64::max);
         Bounds {
             per_element,
@@ -361,6 +361,55 @@ fn terms(cell: &Cell) -> f64 {
     cell.knobs.iter().copied().max().unwrap_or(1) as f64
 }
 
+/// Σ|terms| of each element of a sum-like op's output: the same op on |inputs| (indexes
+/// untouched); where that is not a sum of the inputs after all, the largest input product.
+fn sum_terms(op: &Op, cell: &Cell, hosts: &[HostTensor], len: usize) -> Vec<f64> {
+    let abs: Vec<HostTensor> = hosts
+        .iter()
+        .map(|h| HostTensor {
+            values: if h.dtype.is_float() {
+                h.values.iter().map(|v| v.abs()).collect()
+            } else {
+                h.values.clone()
+            },
+            ..h.clone()
+        })
+        .collect();
+    match (op.oracle)(cell, &abs) {
+        Reference::Values(v) if v.values.len() == len => v.values,
+        _ => vec![terms(cell) * max_abs(hosts).powi(2); len],
+    }
+}
+
+/// `|alpha·x̂| + |beta|` per element of a layer norm (inputs x, alpha, beta): the oracle with
+/// |alpha| and a zero beta gives `|alpha|·x̂`.
+fn affine_terms(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTensor) -> Vec<f64> {
+    let abs = |h: &HostTensor| HostTensor {
+        values: h.values.iter().map(|v| v.abs()).collect(),
+        ..h.clone()
+    };
+    let zero = HostTensor {
+        values: vec![0.0; hosts[2].values.len()],
+        ..hosts[2].clone()
+    };
+    let inputs = [hosts[0].clone(), abs(&hosts[1]), zero];
+    let beta = &hosts[2].values;
+    match (op.oracle)(cell, &inputs) {
+        Reference::Values(v) if v.values.len() == want.values.len() => v
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.abs() + beta[i % beta.len()].abs())
+            .collect(),
+        _ => vec![max_abs(hosts).powi(2); want.values.len()],
+    }
+}
+
+/// A rotation's terms (inputs x, cos, sin): `max|x|·(max|cos| + max|sin|)`.
+fn rotation_terms(hosts: &[HostTensor]) -> f64 {
+    max_abs(&hosts[..1]) * (max_abs(&hosts[1..2]) + max_abs(&hosts[2..3]))
+}
+
 /// The forward pass's bounds for `want`, from `op.error` (see `ErrorModel`).
 pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTensor) -> Bounds {
     let n = terms(cell);
@@ -385,24 +434,20 @@ pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTen
             0.0,
             "elementwise: 4u|want|".into(),
         ),
+        ErrorModel::Activation => {
+            let x: Vec<f64> = hosts[0].values.iter().map(|v| v.abs()).collect();
+            Bounds::new(
+                d,
+                &want.values,
+                4.0,
+                2.0,
+                &x,
+                0.0,
+                "activation: 4u|want| + 2u|x|".into(),
+            )
+        }
         ErrorModel::Sum => {
-            // Σ|terms| of each element: the same op on |inputs| (indexes untouched).
-            let abs: Vec<HostTensor> = hosts
-                .iter()
-                .map(|h| HostTensor {
-                    values: if h.dtype.is_float() {
-                        h.values.iter().map(|v| v.abs()).collect()
-                    } else {
-                        h.values.clone()
-                    },
-                    ..h.clone()
-                })
-                .collect();
-            let s = match (op.oracle)(cell, &abs) {
-                Reference::Values(v) if v.values.len() == want.values.len() => v.values,
-                // Not a sum of the inputs after all: bound by the largest input product.
-                _ => vec![n * max_abs(hosts).powi(2); want.values.len()],
-            };
+            let s = sum_terms(op, cell, hosts, want.values.len());
             Bounds::new(
                 d,
                 &want.values,
@@ -423,6 +468,33 @@ pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTen
                 &zeros,
                 0.0,
                 format!("normalised over n ≤ {n}: (n + 2 + 2·max|x|)·u|want|"),
+            )
+        }
+        ErrorModel::NormalisedAffine => {
+            // The normalised row's bound on `|alpha·x̂| + |beta|`: the terms of `alpha·x̂ + beta`,
+            // which may cancel.
+            let x = max_abs(&hosts[..1]);
+            let m = affine_terms(op, cell, hosts, want);
+            Bounds::new(
+                d,
+                &want.values,
+                0.0,
+                n + 2.0 + 2.0 * x,
+                &m,
+                0.0,
+                format!("normalised then affine over n ≤ {n}: (n + 2 + 2·max|x|)·u·(|alpha·x̂| + |beta|)"),
+            )
+        }
+        ErrorModel::Rotation => {
+            let m = rotation_terms(hosts);
+            Bounds::new(
+                d,
+                &want.values,
+                2.0,
+                2.0,
+                &vec![m; want.values.len()],
+                0.0,
+                "rotation: 2u|want| + 2u·max|x|·(max|cos| + max|sin|)".into(),
             )
         }
         ErrorModel::LogNormalised => {
@@ -529,6 +601,7 @@ fn judge(
                     oracle::sorts_rows(&inputs[0].host, &got, cell.variant == 0)
                 }
                 OutputCheck::Argmax => oracle::is_argmax(&inputs[0].host, &got, cell.variant),
+                OutputCheck::Argmin => oracle::is_argmin(&inputs[0].host, &got, cell.variant),
                 OutputCheck::Values => {
                     let m = match bounds.filter(|_| want.dtype.is_float()) {
                         Some(b) => compare_bounded(b.summary, &want.values, values, &b.per_element)
@@ -851,8 +924,8 @@ mod tests {
 
     /// The tolerances are tight enough to matter: for every op, float dtype and cell (forward
     /// and every gradient), an error of one unit roundoff per element passes, and an error of
-    /// 5% of the output's scale (for a gradient, of the terms it sums) on every element (a
-    /// softmax whose rows no longer sum to 1) fails.
+    /// 5% of the output's scale (for a sum or a gradient, of the terms it sums; for an
+    /// activation, of its input) on every element (a softmax whose rows no longer sum to 1) fails.
     #[test]
     fn bounds_pass_rounding_and_fail_a_few_percent() {
         let mut checked = 0;
@@ -868,11 +941,25 @@ mod tests {
                 };
                 let mut outputs = Vec::new();
                 if want.dtype.is_float() {
+                    // An activation's output is made of terms the size of its input
+                    // (`0.5·x·(1 + tanh(…))`), whatever the output's own size.
+                    // A sum's output is made of its terms, however much they cancel.
+                    let terms = match op.error {
+                        ErrorModel::Activation => max_abs(&hosts[..1]),
+                        ErrorModel::Sum => sum_terms(op, &cell, &hosts, want.values.len())
+                            .iter()
+                            .fold(0.0f64, |a, v| a.max(v.abs())),
+                        ErrorModel::NormalisedAffine => affine_terms(op, &cell, &hosts, &want)
+                            .iter()
+                            .fold(0.0f64, |a, v| a.max(*v)),
+                        ErrorModel::Rotation => rotation_terms(&hosts),
+                        _ => 0.0,
+                    };
                     outputs.push((
                         "forward".to_string(),
                         want.clone(),
                         forward_bounds(op, &cell, &hosts, &want),
-                        0.0,
+                        terms,
                     ));
                 }
                 let which = grad_inputs(op, &cell, &inputs);

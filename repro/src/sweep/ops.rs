@@ -44,6 +44,14 @@ pub enum ErrorModel {
     /// Normalising ops (softmax, rms_norm): a relative bound per element that grows with the
     /// row length and with the inputs' magnitude (rounding of `x - max` is relative to `x`).
     Normalised,
+    /// Activations whose formula cancels (gelu's `1 + tanh(…)` near −1): a few roundings of
+    /// the result plus two of the input's size (`0.5·x·(1 + tanh)` with `tanh` off by one u).
+    Activation,
+    /// layer_norm: the normalised row's relative bound, on the terms `|alpha·x̂| + |beta|`
+    /// (the affine part may cancel).
+    NormalisedAffine,
+    /// Rotary embeddings: `x0·cos − x1·sin`, two products that may cancel.
+    Rotation,
     /// log_softmax: the softmax's relative bound, plus the rounding of `x - logsumexp`, which
     /// is absolute in the size of `x`.
     LogNormalised,
@@ -58,6 +66,8 @@ pub enum OutputCheck {
     SortsRows,
     /// Any position of a maximum.
     Argmax,
+    /// Any position of a minimum.
+    Argmin,
 }
 
 /// The op a divergence id belongs to: the longest op name (in kebab case) that prefixes it.
@@ -181,6 +191,60 @@ fn has_duplicate_targets(ids: &HostTensor, dim: usize) -> bool {
         })
     })
 }
+
+/// One data input `x` of shape `[knob 0, knob 1]`, each value moved by `f` into the op's domain
+/// (then rounded to the dtype again).
+fn one_2d_mapped(c: &Cell, rng: &mut Rng, f: fn(f64) -> f64) -> Vec<Input> {
+    let mut x = data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng);
+    let values = x.host.values.iter().map(|&v| f(v)).collect();
+    x.host = HostTensor::new(x.host.dtype, &x.host.shape.clone(), values);
+    vec![x]
+}
+
+/// Inputs of log, sqrt and powf: `|x| + 1/4`, inside the domain and away from 0.
+fn positive(v: f64) -> f64 {
+    v.abs() + 0.25
+}
+
+/// Keeps a value 1/16 or more from the kinks at -1, 0 and 1 of relu and clamp, where the
+/// finite differences that check the backward pass would straddle the kink.
+fn off_kinks(v: f64) -> f64 {
+    match [-1.0, 0.0, 1.0].iter().find(|k| (v - *k).abs() < 0.0625) {
+        Some(k) => k + 0.25,
+        None => v,
+    }
+}
+
+/// Float data, and a target index below the class count (losses).
+fn logits_and_targets(c: &Cell, rng: &mut Rng) -> Vec<Input> {
+    let (n, classes) = (k(c, 0), k(c, 1).max(2));
+    let mut t = index(c, &[n], classes, None, rng);
+    t.role = "target";
+    vec![data("inp", c, c.dtype(), &[n, classes], rng), t]
+}
+
+/// `x` (b, h, t, d) or, for rope_thd, (b, t, h, d), with d = 2·knob 3, and cos/sin tables of
+/// (t, d/2) (variant 0) or (b, t, d/2) (variant 1), the two shapes candle-nn accepts.
+fn rope_inputs(c: &Cell, rng: &mut Rng, thd: bool) -> Vec<Input> {
+    let (b, h, t, half) = (k(c, 0), k(c, 1), k(c, 2), k(c, 3));
+    let x = if thd {
+        [b, t, h, 2 * half]
+    } else {
+        [b, h, t, 2 * half]
+    };
+    let table: Vec<usize> = if c.variant == 0 {
+        vec![t, half]
+    } else {
+        vec![b, t, half]
+    };
+    vec![
+        data("x", c, c.dtype(), &x, rng),
+        data("cos", c, c.dtype(), &table, rng),
+        data("sin", c, c.dtype(), &table, rng),
+    ]
+}
+
+const ROPE_TABLES: &[&str] = &["cos (t, d/2)", "cos (b, t, d/2)"];
 
 const CMP: &[&str] = &["eq", "ne", "lt", "le", "gt", "ge"];
 
@@ -683,6 +747,425 @@ pub static OPS: &[Op] = &[
         grads: &[],
         check: OutputCheck::Argmax,
         error: ErrorModel::Rounded,
+        indexed: false,
+    },
+    Op {
+        name: "exp",
+        call: "x.exp()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |_, t| t[0].exp(),
+        oracle: |_, h| oracle::exp(&h[0]).into(),
+        code: |_, v| format!("{}.exp()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Elementwise,
+        indexed: false,
+    },
+    Op {
+        name: "log",
+        call: "x.log()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| one_2d_mapped(c, rng, positive),
+        candle: |_, t| t[0].log(),
+        oracle: |_, h| oracle::log(&h[0]).into(),
+        code: |_, v| format!("{}.log()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Elementwise,
+        indexed: false,
+    },
+    Op {
+        name: "sqrt",
+        call: "x.sqrt()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| one_2d_mapped(c, rng, positive),
+        candle: |_, t| t[0].sqrt(),
+        oracle: |_, h| oracle::sqrt(&h[0]).into(),
+        code: |_, v| format!("{}.sqrt()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Elementwise,
+        indexed: false,
+    },
+    Op {
+        name: "tanh",
+        call: "x.tanh()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |_, t| t[0].tanh(),
+        oracle: |_, h| oracle::tanh(&h[0]).into(),
+        code: |_, v| format!("{}.tanh()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Elementwise,
+        indexed: false,
+    },
+    Op {
+        name: "relu",
+        call: "x.relu()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| one_2d_mapped(c, rng, off_kinks),
+        candle: |_, t| t[0].relu(),
+        oracle: |_, h| oracle::relu(&h[0]).into(),
+        code: |_, v| format!("{}.relu()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rounded,
+        indexed: false,
+    },
+    Op {
+        name: "gelu",
+        call: "x.gelu()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |_, t| t[0].gelu(),
+        oracle: |_, h| oracle::gelu(&h[0]).into(),
+        code: |_, v| format!("{}.gelu()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Activation,
+        indexed: false,
+    },
+    Op {
+        name: "gelu_erf",
+        call: "x.gelu_erf()",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |_, t| t[0].gelu_erf(),
+        oracle: |_, h| oracle::gelu_erf(&h[0]).into(),
+        code: |_, v| format!("{}.gelu_erf()?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Activation,
+        indexed: false,
+    },
+    Op {
+        name: "affine",
+        call: "x.affine(2.0, 0.5)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |_, t| t[0].affine(2.0, 0.5),
+        oracle: |_, h| oracle::affine(&h[0], 2.0, 0.5).into(),
+        code: |_, v| format!("{}.affine(2.0, 0.5)?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rounded,
+        indexed: false,
+    },
+    Op {
+        name: "powf",
+        call: "x.powf(1.5)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| one_2d_mapped(c, rng, positive),
+        candle: |_, t| t[0].powf(1.5),
+        oracle: |_, h| oracle::powf(&h[0], 1.5).into(),
+        code: |_, v| format!("{}.powf(1.5)?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Elementwise,
+        indexed: false,
+    },
+    Op {
+        name: "clamp",
+        call: "x.clamp(-1.0, 1.0)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| one_2d_mapped(c, rng, off_kinks),
+        candle: |_, t| t[0].clamp(-1.0, 1.0),
+        oracle: |_, h| oracle::clamp(&h[0], -1.0, 1.0).into(),
+        code: |_, v| format!("{}.clamp(-1.0, 1.0)?", v[0]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rounded,
+        indexed: false,
+    },
+    Op {
+        name: "mean_keepdim",
+        call: "x.mean_keepdim(dim)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: one_2d,
+        candle: |c, t| t[0].mean_keepdim(c.variant),
+        oracle: |c, h| oracle::mean_keepdim(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.mean_keepdim({})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Sum,
+        indexed: false,
+    },
+    Op {
+        name: "min_keepdim",
+        call: "x.min_keepdim(dim)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: one_2d,
+        candle: |c, t| t[0].min_keepdim(c.variant),
+        oracle: |c, h| oracle::min_keepdim(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.min_keepdim({})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rounded,
+        indexed: false,
+    },
+    Op {
+        name: "argmin_keepdim",
+        call: "x.argmin_keepdim(dim)",
+        dtypes: ALL,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: one_2d,
+        candle: |c, t| t[0].argmin_keepdim(c.variant),
+        oracle: |c, h| oracle::argmin_keepdim(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.argmin_keepdim({})?", v[0], c.variant),
+        grads: &[],
+        check: OutputCheck::Argmin,
+        error: ErrorModel::Rounded,
+        indexed: false,
+    },
+    Op {
+        name: "cumsum",
+        call: "x.cumsum(dim)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: DIMS,
+        knobs: 2,
+        inputs: one_2d,
+        candle: |c, t| t[0].cumsum(c.variant),
+        oracle: |c, h| oracle::cumsum(&h[0], c.variant).into(),
+        code: |c, v| format!("{}.cumsum({})?", v[0], c.variant),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Sum,
+        indexed: false,
+    },
+    Op {
+        name: "layer_norm",
+        call: "candle_nn::ops::layer_norm(&x, &alpha, &beta, 1e-5)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            vec![
+                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
+                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
+                data("beta", c, c.dtype(), &[k(c, 1)], rng),
+            ]
+        },
+        candle: |_, t| candle_nn::ops::layer_norm(&t[0], &t[1], &t[2], 1e-5),
+        oracle: |_, h| oracle::layer_norm(&h[0], &h[1], &h[2], 1e-5).into(),
+        code: |_, v| {
+            format!(
+                "candle_nn::ops::layer_norm(&{}, &{}, &{}, 1e-5)?",
+                v[0], v[1], v[2]
+            )
+        },
+        grads: &[0, 1, 2],
+        check: OutputCheck::Values,
+        error: ErrorModel::NormalisedAffine,
+        indexed: false,
+    },
+    Op {
+        name: "rope_i",
+        call: "candle_nn::rotary_emb::rope_i(&x, &cos, &sin)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: ROPE_TABLES,
+        knobs: 4,
+        inputs: |c, rng| rope_inputs(c, rng, false),
+        candle: |_, t| candle_nn::rotary_emb::rope_i(&t[0], &t[1], &t[2]),
+        oracle: |_, h| oracle::rope(&h[0], &h[1], &h[2], true, false).into(),
+        code: |_, v| {
+            format!(
+                "candle_nn::rotary_emb::rope_i(&{}, &{}, &{})?",
+                v[0], v[1], v[2]
+            )
+        },
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rotation,
+        indexed: false,
+    },
+    Op {
+        name: "rope",
+        call: "candle_nn::rotary_emb::rope(&x, &cos, &sin)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: ROPE_TABLES,
+        knobs: 4,
+        inputs: |c, rng| rope_inputs(c, rng, false),
+        candle: |_, t| candle_nn::rotary_emb::rope(&t[0], &t[1], &t[2]),
+        oracle: |_, h| oracle::rope(&h[0], &h[1], &h[2], false, false).into(),
+        code: |_, v| {
+            format!(
+                "candle_nn::rotary_emb::rope(&{}, &{}, &{})?",
+                v[0], v[1], v[2]
+            )
+        },
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rotation,
+        indexed: false,
+    },
+    Op {
+        name: "rope_thd",
+        call: "candle_nn::rotary_emb::rope_thd(&x, &cos, &sin)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: ROPE_TABLES,
+        knobs: 4,
+        inputs: |c, rng| rope_inputs(c, rng, true),
+        candle: |_, t| candle_nn::rotary_emb::rope_thd(&t[0], &t[1], &t[2]),
+        oracle: |_, h| oracle::rope(&h[0], &h[1], &h[2], false, true).into(),
+        code: |_, v| {
+            format!(
+                "candle_nn::rotary_emb::rope_thd(&{}, &{}, &{})?",
+                v[0], v[1], v[2]
+            )
+        },
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rotation,
+        indexed: false,
+    },
+    Op {
+        name: "linear",
+        call: "candle_nn::Linear::new(w, Some(b)).forward(&x)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["x 2-D", "x 3-D"],
+        knobs: 4,
+        inputs: |c, rng| {
+            let (bt, m, kk, n) = (k(c, 0), k(c, 1), k(c, 2), k(c, 3));
+            let x = if c.variant == 0 {
+                vec![m, kk]
+            } else {
+                vec![bt, m, kk]
+            };
+            vec![
+                data("x", c, c.dtype(), &x, rng),
+                data("w", c, c.dtype(), &[n, kk], rng),
+                data("b", c, c.dtype(), &[n], rng),
+            ]
+        },
+        candle: |_, t| {
+            use candle_core::Module as _;
+            candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0])
+        },
+        oracle: |_, h| oracle::linear(&h[0], &h[1], &h[2]).into(),
+        code: |_, v| {
+            format!(
+                "candle_core::Module::forward(&candle_nn::Linear::new({}.clone(), Some({}.clone())), &{})?",
+                v[1], v[2], v[0]
+            )
+        },
+        grads: &[0, 1, 2],
+        check: OutputCheck::Values,
+        error: ErrorModel::Sum,
+        indexed: false,
+    },
+    Op {
+        name: "embedding",
+        call: "candle_nn::Embedding::new(w, hidden).forward(&ids)",
+        dtypes: FLOATS,
+        aux: (INDEX, "index"),
+        variants: &["ids 1-D", "ids 2-D"],
+        knobs: 4,
+        inputs: |c, rng| {
+            let (vocab, hidden) = (k(c, 0), k(c, 1));
+            let ids = if c.variant == 0 {
+                vec![k(c, 2)]
+            } else {
+                vec![k(c, 2), k(c, 3)]
+            };
+            vec![
+                data("w", c, c.dtype(), &[vocab, hidden], rng),
+                index(c, &ids, vocab, None, rng),
+            ]
+        },
+        candle: |_, t| {
+            use candle_core::Module as _;
+            let hidden = t[0].dim(1)?;
+            candle_nn::Embedding::new(t[0].clone(), hidden).forward(&t[1])
+        },
+        oracle: |_, h| oracle::embedding(&h[0], &h[1]).into(),
+        code: |_, v| {
+            format!(
+                "candle_core::Module::forward(&candle_nn::Embedding::new({w}.clone(), {w}.dim(1)?), &{})?",
+                v[1],
+                w = v[0]
+            )
+        },
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rounded,
+        indexed: true,
+    },
+    Op {
+        name: "nll",
+        call: "candle_nn::loss::nll(&inp, &target)",
+        dtypes: FLOATS,
+        aux: (INDEX, "target"),
+        variants: &["-"],
+        knobs: 2,
+        inputs: logits_and_targets,
+        candle: |_, t| candle_nn::loss::nll(&t[0], &t[1]),
+        oracle: |_, h| oracle::nll(&h[0], &h[1]).into(),
+        code: |_, v| format!("candle_nn::loss::nll(&{}, &{})?", v[0], v[1]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::Sum,
+        indexed: false,
+    },
+    Op {
+        name: "cross_entropy",
+        call: "candle_nn::loss::cross_entropy(&inp, &target)",
+        dtypes: FLOATS,
+        aux: (INDEX, "target"),
+        variants: &["-"],
+        knobs: 2,
+        inputs: logits_and_targets,
+        candle: |_, t| candle_nn::loss::cross_entropy(&t[0], &t[1]),
+        oracle: |_, h| oracle::cross_entropy(&h[0], &h[1]).into(),
+        code: |_, v| format!("candle_nn::loss::cross_entropy(&{}, &{})?", v[0], v[1]),
+        grads: &[0],
+        check: OutputCheck::Values,
+        error: ErrorModel::LogNormalised,
         indexed: false,
     },
 ];

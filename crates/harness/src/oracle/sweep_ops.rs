@@ -7,7 +7,7 @@ use super::{is_index_dtype, ravel, unravel, OracleResult, Rejection};
 use crate::host::{round_to, HostTensor};
 use candle_core::DType;
 
-fn out(dtype: DType, shape: Vec<usize>, values: Vec<f64>) -> HostTensor {
+pub(super) fn out(dtype: DType, shape: Vec<usize>, values: Vec<f64>) -> HostTensor {
     let values = values.into_iter().map(|x| round_to(dtype, x)).collect();
     HostTensor {
         dtype,
@@ -23,7 +23,7 @@ pub fn lines(shape: &[usize], dim: usize) -> (usize, usize, usize) {
     (outer, shape[dim], inner)
 }
 
-fn check_dim(t: &HostTensor, dim: usize) -> Result<(), Rejection> {
+pub(super) fn check_dim(t: &HostTensor, dim: usize) -> Result<(), Rejection> {
     if dim >= t.shape.len() {
         return Err(Rejection::new(
             "dim",
@@ -280,7 +280,7 @@ pub fn batched_matmul(a: &HostTensor, b: &HostTensor) -> OracleResult {
 }
 
 /// Applies `f` to every line along `dim`, writing a line of the same length.
-fn map_lines(t: &HostTensor, dim: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+pub(super) fn map_lines(t: &HostTensor, dim: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
     let (outer, len, inner) = lines(&t.shape, dim);
     let mut values = vec![0.0; t.values.len()];
     for o in 0..outer {
@@ -297,7 +297,11 @@ fn map_lines(t: &HostTensor, dim: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<
 }
 
 /// Reduces every line along `dim` to one value (keepdim).
-fn reduce_lines(t: &HostTensor, dim: usize, f: impl Fn(&[f64]) -> f64) -> (Vec<usize>, Vec<f64>) {
+pub(super) fn reduce_lines(
+    t: &HostTensor,
+    dim: usize,
+    f: impl Fn(&[f64]) -> f64,
+) -> (Vec<usize>, Vec<f64>) {
     let (outer, len, inner) = lines(&t.shape, dim);
     let mut values = Vec::with_capacity(outer * inner);
     for o in 0..outer {
