@@ -78,6 +78,23 @@ pub fn plan(op: &Op, seed: u64, random: usize) -> Vec<Cell> {
                         cells.push(c);
                     }
                 }
+                if op.layout_pairs {
+                    let non_contiguous = |rank: usize| {
+                        LAYOUTS
+                            .iter()
+                            .skip(1)
+                            .filter(move |l| l.applies_to(rank))
+                            .copied()
+                    };
+                    for l0 in non_contiguous(ranks[0]) {
+                        for l1 in non_contiguous(ranks[1]) {
+                            let mut c = contiguous.clone();
+                            c.layouts[0] = l0;
+                            c.layouts[1] = l1;
+                            cells.push(c);
+                        }
+                    }
+                }
                 for _ in 0..random {
                     let mut c = contiguous.clone();
                     c.seed = splitmix(&mut rng);

@@ -101,6 +101,10 @@ pub struct Op {
     pub error: ErrorModel,
     /// Whether the op takes an index (so out-of-range index cells are generated).
     pub indexed: bool,
+    /// Whether every pair of layouts of its first two inputs is enumerated (the operands of a
+    /// product, whose kernels pick paths by both strides), not only one non-contiguous input at
+    /// a time.
+    pub layout_pairs: bool,
 }
 
 const ALL: &[DType] = &[
@@ -284,6 +288,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: true,
+        layout_pairs: false,
     },
     Op {
         name: "gather",
@@ -310,6 +315,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: true,
+        layout_pairs: false,
     },
     // `Tensor::scatter` (overwrite) is new in candle 0.9; the version matrix builds older
     // releases without the `tensor-scatter` feature, and their sweeps list this op as not swept.
@@ -343,6 +349,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: true,
+        layout_pairs: false,
     },
     Op {
         name: "scatter_add",
@@ -368,6 +375,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: true,
+        layout_pairs: false,
     },
     Op {
         name: "index_add",
@@ -392,6 +400,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: true,
+        layout_pairs: false,
     },
     Op {
         name: "cat",
@@ -414,6 +423,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "arg_sort_last_dim",
@@ -430,6 +440,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::SortsRows,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "to_dtype",
@@ -454,6 +465,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "contiguous",
@@ -470,6 +482,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "matmul",
@@ -497,6 +510,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: true,
     },
     Op {
         name: "broadcast_matmul",
@@ -519,6 +533,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: true,
     },
     Op {
         name: "softmax_last_dim",
@@ -535,6 +550,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Normalised,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "softmax",
@@ -551,6 +567,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Normalised,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "log_softmax",
@@ -567,6 +584,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::LogNormalised,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "silu",
@@ -583,6 +601,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "sigmoid",
@@ -599,6 +618,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "rms_norm",
@@ -620,6 +640,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Normalised,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "where_cond",
@@ -657,6 +678,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "cmp",
@@ -700,6 +722,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "sum_keepdim",
@@ -716,6 +739,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "max_keepdim",
@@ -732,6 +756,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "argmax_keepdim",
@@ -748,6 +773,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Argmax,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "exp",
@@ -764,6 +790,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "log",
@@ -780,6 +807,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "sqrt",
@@ -796,6 +824,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "tanh",
@@ -812,6 +841,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "relu",
@@ -828,6 +858,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "gelu",
@@ -844,6 +875,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Activation,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "gelu_erf",
@@ -860,6 +892,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Activation,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "affine",
@@ -876,6 +909,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "powf",
@@ -892,6 +926,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Elementwise,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "clamp",
@@ -908,6 +943,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "mean_keepdim",
@@ -924,6 +960,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "min_keepdim",
@@ -940,6 +977,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "argmin_keepdim",
@@ -956,6 +994,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Argmin,
         error: ErrorModel::Rounded,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "cumsum",
@@ -972,6 +1011,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "layer_norm",
@@ -999,6 +1039,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::NormalisedAffine,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "rope_i",
@@ -1020,6 +1061,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rotation,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "rope",
@@ -1041,6 +1083,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rotation,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "rope_thd",
@@ -1062,6 +1105,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rotation,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "linear",
@@ -1098,6 +1142,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: true,
     },
     Op {
         name: "embedding",
@@ -1135,6 +1180,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Rounded,
         indexed: true,
+        layout_pairs: false,
     },
     Op {
         name: "nll",
@@ -1151,6 +1197,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::Sum,
         indexed: false,
+        layout_pairs: false,
     },
     Op {
         name: "cross_entropy",
@@ -1167,6 +1214,7 @@ pub static OPS: &[Op] = &[
         check: OutputCheck::Values,
         error: ErrorModel::LogNormalised,
         indexed: false,
+        layout_pairs: false,
     },
 ];
 
