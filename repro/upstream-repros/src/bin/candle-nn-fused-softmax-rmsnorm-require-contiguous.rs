@@ -1,9 +1,9 @@
-//! candle_nn::ops::softmax_last_dim and candle_nn::ops::rms_norm fail with 'input has to be contiguous' / 'alpha has to be contiguous' on a transposed input or a broadcast alpha (cpu and cuda)
+//! candle-nn's fused ops — ops::softmax_last_dim, ops::rms_norm, ops::layer_norm and rotary_emb::rope / rope_i / rope_thd — fail with '… has to be contiguous' on a transposed or broadcast input, weight or cos/sin table (cpu and cuda)
 //!
 //! Minimal repro for the root cause
 //! `candle-nn-fused-softmax-rmsnorm-require-contiguous`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `rms-norm-fwd-unimplemented-alpha-broadcast` (seed 2308755632704925148);
+//! `layer-norm-fwd-unimplemented-x-broadcast` (seed 7142810385474613372);
 //! regenerate rather than edit. Depends on candle-core and candle-nn.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 /// The expected answer (forward): the plain-Rust oracle, in f64, rounded once to the output dtype.
-const EXPECTED: &str = "f32 [1, 2] [2.5298171043395996, 1.2649085521697998]";
+const EXPECTED: &str = "f32 [2, 1] [-2, -2]";
 
 fn device() -> candle_core::Result<Device> {
     match std::env::args().nth(1).as_deref() {
@@ -33,18 +33,23 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
-    // x (contiguous)
-    let x = Tensor::new(&[-2.0f64, -1.0f64], &Device::Cpu)?
-        .reshape((1, 2))?
+    // x (broadcast)
+    let x = Tensor::new(&[-2.0f64], &Device::Cpu)?
+        .reshape((1, 1))?
         .to_dtype(DType::F32)?
-        .to_device(dev)?;
-    // alpha (broadcast)
+        .to_device(dev)?
+        .broadcast_as((2, 1))?;
+    // alpha (contiguous)
     let alpha = Tensor::new(&[-2.0f64], &Device::Cpu)?
         .reshape((1,))?
         .to_dtype(DType::F32)?
-        .to_device(dev)?
-        .broadcast_as((2,))?;
-    let out = candle_nn::ops::rms_norm(&x, &alpha, 1e-5)?;
+        .to_device(dev)?;
+    // beta (contiguous)
+    let beta = Tensor::new(&[-2.0f64], &Device::Cpu)?
+        .reshape((1,))?
+        .to_dtype(DType::F32)?
+        .to_device(dev)?;
+    let out = candle_nn::ops::layer_norm(&x, &alpha, &beta, 1e-5)?;
     flat(&out)
 }
 

@@ -1,4 +1,4 @@
-//! candle_nn::ops::rms_norm in f64 fails on CPU with 'unsupported dtype for rmsnorm F64' while CUDA computes it
+//! candle_nn::ops::rms_norm and ops::layer_norm in f64 fail on CPU with 'unsupported dtype for rmsnorm F64' (layer_norm's message names rmsnorm too)
 //!
 //! Minimal repro for the root cause
 //! `cpu-rms-norm-has-no-f64-kernel`,

@@ -3,15 +3,15 @@
 //! Minimal repro for the root cause
 //! `index-ops-require-contiguous-operands`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `gather-fwd-unimplemented-indexes-broadcast` (seed 830506098347076521);
-//! regenerate rather than edit. Depends on candle-core.
+//! `embedding-fwd-unimplemented-w-broadcast` (seed 18414875545009345954);
+//! regenerate rather than edit. Depends on candle-core and candle-nn.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
 
 use candle_core::{DType, Device, Tensor};
 
 /// The expected answer (forward): the plain-Rust oracle, in f64, rounded once to the output dtype.
-const EXPECTED: &str = "f32 [2, 1] [-2, -2]";
+const EXPECTED: &str = "f32 [1, 1] [-2]";
 
 fn device() -> candle_core::Result<Device> {
     match std::env::args().nth(1).as_deref() {
@@ -33,17 +33,18 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
-    // src (contiguous)
-    let src = Tensor::new(&[-2.0f64], &Device::Cpu)?
+    // w (broadcast)
+    let w = Tensor::new(&[-2.0f64], &Device::Cpu)?
         .reshape((1, 1))?
         .to_dtype(DType::F32)?
-        .to_device(dev)?;
-    // indexes (broadcast)
-    let indexes = Tensor::new(&[0u8], &Device::Cpu)?
-        .reshape((1, 1))?
         .to_device(dev)?
         .broadcast_as((2, 1))?;
-    let out = src.gather(&indexes, 0)?;
+    // indexes (contiguous)
+    let indexes = Tensor::new(&[0u8], &Device::Cpu)?
+        .reshape((1,))?
+        .to_device(dev)?;
+    let out =
+        candle_core::Module::forward(&candle_nn::Embedding::new(w.clone(), w.dim(1)?), &indexes)?;
     flat(&out)
 }
 
