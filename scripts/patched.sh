@@ -6,8 +6,8 @@
 #   scripts/patched.sh setup                  # (re)create the patched sources and workspace copy
 #   scripts/patched.sh build [--cuda] [--debug]  # build repro there; copies it to <dir>/bin
 #   scripts/patched.sh check [--cuda]         # cargo check repro (and so candle-core/-nn) there
-#   scripts/patched.sh test [--cuda]          # cargo test the patches' own tests in patched candle-core
-#   scripts/patched.sh moe [--cuda] [TRAIN ARGS]  # moe-core: scatter-add's gradient check, parity, training
+#   scripts/patched.sh test [--cuda [--no-run]]  # cargo test the patches' own tests in patched candle-core
+#   scripts/patched.sh moe [--cuda [--no-run]] [TRAIN ARGS]  # moe-core: scatter-add's gradient check, parity, training
 #   scripts/patched.sh verify                 # each patch alone on pristine sources: applies, tests pass (CPU)
 #   scripts/patched.sh cargo ARGS...          # any cargo command in the workspace copy (CPU target dir)
 #   scripts/patched.sh where                  # print the paths
@@ -129,13 +129,21 @@ check() {
   (cd "$work/src/candle-core-$v" && CARGO_TARGET_DIR=$tdir cargo check --release $features "${args[@]}")
 }
 
+# With --no-run (after --cuda): build the test executables and print their paths, one a line,
+# for a GPU machine without Rust (run each there with no arguments).
 test_() {
-  local features="" tdir=$work/target-test pflag=""
-  [ "${1:-}" = "--cuda" ] && { features="--features cuda"; tdir=$cuda_target; pflag=--release; }
-  setup
+  local features="" tdir=$work/target-test pflag="" norun=""
+  [ "${1:-}" = "--cuda" ] && { features="--features cuda"; tdir=$cuda_target; pflag=--release; shift; }
+  [ "${1:-}" = "--no-run" ] && norun=--no-run
+  setup > /dev/null
   local args=()
   for t in $(patch_tests); do args+=(--test "$(basename "$t" .rs)"); done
   # Not --offline: candle-core's dev-dependencies (criterion) may need a download once.
+  if [ -n "$norun" ]; then
+    (cd "$work/src/candle-core-$v" && CARGO_TARGET_DIR=$tdir cargo test $pflag $features "${args[@]}" --no-run 2>&1) \
+      | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | sed "s|^|$work/src/candle-core-$v/|; s|^$work/src/candle-core-$v//|/|"
+    return
+  fi
   (cd "$work/src/candle-core-$v" && CARGO_TARGET_DIR=$tdir cargo test $pflag $features "${args[@]}")
 }
 
@@ -188,6 +196,16 @@ moe() {
   grep -q 'Dispatch::ScatterAdd => Expect::Trains,' "$t/reference_parity_patched.rs" \
     || die "reference_parity.rs changed: its scatter-add expectation was not found"
   cd "$work/ws"
+  if [ "${1:-}" = "--cuda" ] && [ "${2:-}" = "--no-run" ]; then
+    # The executables only, for a GPU machine without Rust: the two tests (run them there with
+    # CANDLE_REPRO_DEVICE=cuda) and the train example.
+    CARGO_TARGET_DIR=$cuda_target cargo test --offline --release --features cuda \
+      -p moe-core --test gradcheck_patched --test reference_parity_patched --no-run 2>&1 \
+      | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | sed "s|^\([^/]\)|$work/ws/\1|"
+    CARGO_TARGET_DIR=$cuda_target cargo build -q --offline --release --features cuda -p moe-core --example train
+    echo "$cuda_target/release/examples/train"
+    return
+  fi
   if [ "${1:-}" = "--cuda" ]; then
     shift
     # gradcheck runs on the CPU whatever the device; reference_parity on CANDLE_REPRO_DEVICE.
