@@ -42,37 +42,60 @@ use candle_core::{
 use std::cell::{Cell, RefCell};
 use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dispatch {
-    HostTopK,
-    Gather,
-    ScatterAdd,
-    Dense,
-    OneHotMatmul,
-    Sorted,
+/// `strategies! { Variant "name" forward route, … }`: the `Dispatch` enum, `ALL`, `name()` and
+/// the dispatch of `MoeBlock::forward` / `MoeBlock::route`, one line per strategy — a new
+/// strategy is its two methods on `MoeBlock` and one line here.
+macro_rules! strategies {
+    ($($(#[doc = $doc:literal])* $variant:ident $name:literal $forward:ident $route:ident,)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Dispatch {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Dispatch {
+            pub const ALL: [Dispatch; [$(Dispatch::$variant),*].len()] = [$(Dispatch::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Dispatch::$variant => $name,)*
+                }
+            }
+        }
+
+        impl MoeBlock {
+            /// The strategy's forward (without the residual).
+            fn strategy_forward(&self, x: &Tensor, dispatch: Dispatch) -> Result<Tensor> {
+                match dispatch {
+                    $(Dispatch::$variant => self.$forward(x),)*
+                }
+            }
+
+            /// The strategy's routing alone (see `route`).
+            fn strategy_route(&self, x: &Tensor, dispatch: Dispatch) -> Result<()> {
+                match dispatch {
+                    $(Dispatch::$variant => self.$route(x),)*
+                }
+            }
+        }
+    };
+}
+
+strategies! {
+    /// mixtral.rs's algorithm: routing read to the host, per-expert index_select/index_add.
+    HostTopK "host-topk" host_topk_forward route_on_host,
+    /// Device top-K, rows gathered per expert, combined with index_add.
+    Gather "gather" gather_forward route_device_topk,
+    /// Device top-K, rows gathered per expert, combined with scatter_add.
+    ScatterAdd "scatter-add" scatter_add_forward route_device_topk,
+    /// Every expert on every token, masked by the gate matrix.
+    Dense "dense" dense_forward route_gate_matrix,
+    /// Dispatch and combine as one-hot matmuls.
+    OneHotMatmul "onehot-mm" onehot_forward route_device_topk,
+    /// Sort once, move rows with gathers, one batched GEMM per layer (MegaBlocks / MLX).
+    Sorted "sorted" sorted_forward route_sorted,
 }
 
 impl Dispatch {
-    pub const ALL: [Dispatch; 6] = [
-        Dispatch::HostTopK,
-        Dispatch::Gather,
-        Dispatch::ScatterAdd,
-        Dispatch::Dense,
-        Dispatch::OneHotMatmul,
-        Dispatch::Sorted,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dispatch::HostTopK => "host-topk",
-            Dispatch::Gather => "gather",
-            Dispatch::ScatterAdd => "scatter-add",
-            Dispatch::Dense => "dense",
-            Dispatch::OneHotMatmul => "onehot-mm",
-            Dispatch::Sorted => "sorted",
-        }
-    }
-
     /// Whether the router's weights receive a gradient under this strategy.
     pub fn trains_router(self) -> bool {
         self != Dispatch::HostTopK
@@ -616,26 +639,32 @@ impl MoeBlock {
     /// Only the routing part of `forward` under `dispatch` (router matmul, softmax, top-K, and
     /// the host read or the device mask): for timing where the forward's time goes.
     pub fn route(&self, x: &Tensor, dispatch: Dispatch) -> Result<()> {
-        if dispatch == Dispatch::Sorted {
-            // Its own routing: top-K of the logits, no full softmax.
-            return self.sorted_routing(x).map(|_| ());
-        }
-        let probs = self.probs(x)?;
-        match dispatch {
-            Dispatch::HostTopK => {
-                self.read::<f32>(&probs.to_dtype(DType::F32)?)?;
-            }
-            Dispatch::Gather | Dispatch::ScatterAdd | Dispatch::OneHotMatmul => {
-                let (idx, _) = self.device_topk(&probs)?;
-                self.read::<u32>(&idx)?;
-            }
-            Dispatch::Dense => {
-                let (idx, gates) = self.device_topk(&probs)?;
-                self.gate_matrix(&idx, &gates)?;
-            }
-            Dispatch::Sorted => unreachable!("routed above"),
-        }
+        self.strategy_route(x, dispatch)
+    }
+
+    /// `host-topk`'s routing: the probabilities read to the host.
+    fn route_on_host(&self, x: &Tensor) -> Result<()> {
+        self.read::<f32>(&self.probs(x)?.to_dtype(DType::F32)?)?;
         Ok(())
+    }
+
+    /// Device top-K, the chosen ids read to the host (`gather`, `scatter-add`, `onehot-mm`).
+    fn route_device_topk(&self, x: &Tensor) -> Result<()> {
+        let (idx, _) = self.device_topk(&self.probs(x)?)?;
+        self.read::<u32>(&idx)?;
+        Ok(())
+    }
+
+    /// Device top-K into the gate matrix, no host read (`dense`).
+    fn route_gate_matrix(&self, x: &Tensor) -> Result<()> {
+        let (idx, gates) = self.device_topk(&self.probs(x)?)?;
+        self.gate_matrix(&idx, &gates)?;
+        Ok(())
+    }
+
+    /// `sorted`'s own routing: top-K of the logits, no full softmax.
+    fn route_sorted(&self, x: &Tensor) -> Result<()> {
+        self.sorted_routing(x).map(|_| ())
     }
 
     /// `auto`: times one training step (forward, then backward of the output's sum) of every
@@ -678,13 +707,7 @@ impl MoeBlock {
 
     /// `x + moe(x)` for x (T, D).
     pub fn forward(&self, x: &Tensor, dispatch: Dispatch) -> Result<Tensor> {
-        let y = match dispatch {
-            Dispatch::HostTopK => self.host_topk_forward(x)?,
-            Dispatch::Gather | Dispatch::ScatterAdd => self.sparse_forward(x, dispatch)?,
-            Dispatch::Dense => self.dense_forward(x)?,
-            Dispatch::OneHotMatmul => self.onehot_forward(x)?,
-            Dispatch::Sorted => self.sorted_forward(x)?,
-        };
+        let y = self.strategy_forward(x, dispatch)?;
         if cfg!(feature = "planted-bug-no-residual") {
             // A deliberate bug shared by every strategy, for tests/reference_parity.rs to catch.
             return Ok(y);
@@ -725,6 +748,14 @@ impl MoeBlock {
     }
 
     /// `gather` and `scatter-add`: experts on their tokens only, gates from the device.
+    fn gather_forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.sparse_forward(x, Dispatch::Gather)
+    }
+
+    fn scatter_add_forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.sparse_forward(x, Dispatch::ScatterAdd)
+    }
+
     fn sparse_forward(&self, x: &Tensor, dispatch: Dispatch) -> Result<Tensor> {
         let (t, d) = x.dims2()?;
         let (k, e_count) = (self.config.k, self.config.e);
