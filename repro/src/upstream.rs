@@ -573,10 +573,24 @@ fn matrix_key(id: &str) -> String {
 
 /// Which candle versions show the root cause: one line per distinct pattern over the versions.
 pub fn versions_section(r: &RootCause, data: &Data) -> String {
-    let versions = &data.matrix.versions;
+    // Releases only: `patched` (the pin with patches/ applied) is reported on its own line.
+    let versions: &Vec<String> = &data
+        .matrix
+        .versions
+        .iter()
+        .filter(|v| v.as_str() != crate::matrix::PATCHED)
+        .cloned()
+        .collect();
     if versions.is_empty() {
         return "No version matrix was recorded (reports/matrix.json).\n".into();
     }
+    let patched_run = data
+        .matrix
+        .versions
+        .iter()
+        .any(|v| v == crate::matrix::PATCHED);
+    // (id, backend) → its bug with the patches applied.
+    let mut with_patches: Vec<(String, String)> = Vec::new();
     // (id, backend) pairs the runs observed → their bug per version.
     let mut patterns: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
     for id in &r.ids {
@@ -596,6 +610,19 @@ pub fn versions_section(r: &RootCause, data: &Data) -> String {
                 .unwrap_or_default(),
         };
         for b in backends {
+            if patched_run {
+                let bug = data
+                    .matrix
+                    .bug
+                    .get(&(
+                        matrix_key(id),
+                        b.clone(),
+                        crate::matrix::PATCHED.to_string(),
+                    ))
+                    .cloned()
+                    .unwrap_or_else(|| "not run".into());
+                with_patches.push((format!("`{}` on {b}", id.trim_start_matches("case:")), bug));
+            }
             let p: Vec<String> = versions
                 .iter()
                 .map(|v| {
@@ -618,8 +645,9 @@ pub fn versions_section(r: &RootCause, data: &Data) -> String {
     }
     if patterns.len() == 1 && patterns.keys().all(|p| p.iter().all(|b| b == "present")) {
         return format!(
-            "Shows in every version tested ({all}) on every backend it was observed on: introduced before {}.\n",
-            versions[0]
+            "Shows in every version tested ({all}) on every backend it was observed on: introduced before {}.\n{}",
+            versions[0],
+            patched_line(&with_patches)
         );
     }
     let mut md = String::new();
@@ -672,7 +700,39 @@ pub fn versions_section(r: &RootCause, data: &Data) -> String {
         };
         let _ = writeln!(md, "- {what}: {}", who.join(", "));
     }
+    md.push_str(&patched_line(&with_patches));
     md
+}
+
+/// The `patched` column of the matrix for a root cause's ids, in one line.
+fn patched_line(with_patches: &[(String, String)]) -> String {
+    if with_patches.is_empty() {
+        return String::new();
+    }
+    let of = |bug: &str| -> Vec<&str> {
+        with_patches
+            .iter()
+            .filter(|(_, b)| b == bug)
+            .map(|(w, _)| w.as_str())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for (bug, words) in [
+        ("absent", "gone"),
+        ("present", "still shows"),
+        ("not run", "not run"),
+        ("unknown", "not swept"),
+    ] {
+        let who = of(bug);
+        if !who.is_empty() {
+            parts.push(format!("{words}: {}", who.join(", ")));
+        }
+    }
+    format!(
+        "- with every patch of `patches/` applied to the pinned release (`{}`, `scripts/patched.sh`): {}\n",
+        crate::matrix::PATCHED,
+        parts.join("; ")
+    )
 }
 
 /// Compute capability is a property of the chip; stated for the GPUs this project ran on when a
@@ -1456,7 +1516,7 @@ mod tests {
     }
 
     /// The texts are generated from the committed data with no formatting step: every root
-    /// cause gets one, the four whose open issue already covers them are comments, the repros
+    /// cause gets one, the five whose open issue already covers them are comments, the repros
     /// print three lines, and no text names a machine-local path.
     #[test]
     fn the_committed_data_gives_one_text_per_root_cause() {
@@ -1479,6 +1539,7 @@ mod tests {
             comments,
             [
                 "candle-nn-rms-norm-has-no-backward",
+                "candle-nn-rope-has-no-backward",
                 "candle-nn-softmax-last-dim-has-no-backward",
                 "cuda-matmul-rejects-padded-leading-dim",
                 "cuda-matmul-rejects-stride0-operand",
