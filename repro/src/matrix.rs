@@ -53,8 +53,8 @@ pub struct Matrix {
 pub const PATCHED: &str = "patched";
 
 /// A root cause on one backend across the versions: present where any of its ids shows, absent
-/// where every id's op ran without showing it, unknown otherwise (not run, or an op the version
-/// lacks).
+/// where none shows and at least one id's op ran without it (an op the version lacks says
+/// nothing), unknown where none ran.
 #[derive(Clone, Debug, Serialize)]
 pub struct RootCauseRow {
     pub root_cause: String,
@@ -104,15 +104,21 @@ fn root_cause_rows(
                         })
                         .map(|c| &c.bug)
                         .collect();
+                    // An id whose op this version lacks (or did not run) says nothing; the
+                    // others decide.
                     if of.contains(&&Bug::Present) {
                         Bug::Present
-                    } else if !of.is_empty() && of.iter().all(|b| **b == Bug::Absent) {
+                    } else if of.contains(&&Bug::Absent) {
                         Bug::Absent
                     } else {
                         Bug::Unknown
                     }
                 })
                 .collect();
+            // A backend the root cause is not known on, and where no version shows it, is noise.
+            if !cause.backends.iter().any(|b| b == backend) && !bugs.contains(&Bug::Present) {
+                continue;
+            }
             // Releases only: `patched` is not a point in candle's history.
             let releases: Vec<(&String, &Bug)> = versions
                 .iter()
@@ -385,7 +391,7 @@ fn root_cause_markdown(m: &Matrix) -> String {
     if m.root_causes.is_empty() {
         return String::new();
     }
-    let mut md = format!("## Root causes: introduced in\n\nOne row per root cause of `repro/root-causes.toml` and backend, its ids folded together: `shows` where any of them diverged, `absent` where every one's op ran without it, `—` where that version has no run there or lacks the op. \"Introduced in\" is the first release that shows it after a release without it; \"X or earlier\" when the oldest release that ran already shows it. `{PATCHED}` is the pinned release with `patches/` applied (scripts/patched.sh), not a release, and takes no part in either column.\n\n");
+    let mut md = format!("## Root causes: introduced in\n\nOne row per root cause of `repro/root-causes.toml` and backend, its ids folded together: `shows` where any of them diverged, `absent` where none did and at least one's op ran (an op the version lacks says nothing), `—` where none ran there. \"Introduced in\" is the first release that shows it after a release without it; \"X or earlier\" when the oldest release that ran already shows it. `{PATCHED}` is the pinned release with `patches/` applied (scripts/patched.sh), not a release, and takes no part in either column.\n\n");
     let _ = writeln!(
         md,
         "| root cause | backend | {} | introduced in | fixed in |",
@@ -509,7 +515,7 @@ mod tests {
         let cells = vec![
             cell("sweep:x", "a", Bug::Absent),
             cell("sweep:y", "a", Bug::Absent),
-            // b: y's op did not run and x is absent → unknown, skipped by "introduced in".
+            // b: y's op did not run (a version without it) and x is absent → absent.
             cell("sweep:x", "b", Bug::Absent),
             cell("sweep:y", "b", Bug::Unknown),
             cell("sweep:x", "c", Bug::Absent),
