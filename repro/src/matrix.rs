@@ -537,7 +537,7 @@ mod tests {
             r.bugs,
             vec![
                 Bug::Absent,
-                Bug::Unknown,
+                Bug::Absent,
                 Bug::Present,
                 Bug::Present,
                 Bug::Absent
