@@ -369,16 +369,11 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
         for backend in &backends {
             let suite = dir.join(backend).join("suite.json");
             if let Ok(j) = read_json(&suite) {
-                let t = &j["target"];
-                let driver = t["driver"]
-                    .as_str()
-                    .map(|d| format!(", driver {d}"))
-                    .unwrap_or_default();
+                let t: harness::device::DeviceInfo =
+                    serde_json::from_value(j["target"].clone()).unwrap_or_default();
                 let _ = writeln!(
                     md,
-                    "- candle {v} on {backend}: {} ({}{driver}) — `{}`",
-                    t["location"].as_str().unwrap_or(""),
-                    t["name"].as_str().unwrap_or(""),
+                    "- candle {v} on {backend}: {t} — `{}`",
                     j["command"].as_str().unwrap_or("")
                 );
             }

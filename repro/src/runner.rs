@@ -71,16 +71,8 @@ impl SuiteReport {
             .unwrap_or(4)
             .max(4);
         let mut out = format!(
-            "suite on {} ({}{}) · candle {}\ncommand: {}\n\n",
-            self.target.location,
-            self.target.name,
-            self.target
-                .driver
-                .as_deref()
-                .map(|d| format!(", driver {d}"))
-                .unwrap_or_default(),
-            self.candle_version,
-            self.command
+            "suite on {} · candle {}\ncommand: {}\n\n",
+            self.target, self.candle_version, self.command
         );
         let _ = writeln!(
             out,

@@ -3,11 +3,11 @@
 //! fails them (a paravirtualised GPU returning zeros, a broken driver) would turn every case into
 //! a false "reproduced"; instead every verdict of that run becomes `inconclusive`.
 
-use crate::case::{check_variant, Variant};
 use crate::device::location;
 use crate::host::HostTensor;
 use crate::observe::{Probe, Stopped};
 use crate::oracle;
+use crate::variant::{check_variant, Variant};
 use candle_core::{DType, Device};
 use serde::Serialize;
 

@@ -15,6 +15,7 @@ pub mod oracle;
 pub mod plot;
 pub mod report;
 pub mod timing;
+pub mod variant;
 pub mod verdict;
 
 pub use case::{run_case, Case, CaseReport, KnownDivergence, Variant};

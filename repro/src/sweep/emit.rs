@@ -5,7 +5,7 @@
 use super::cell::{self, Hazard};
 use super::exec::Obs;
 use super::ops::Op;
-use super::run::Divergence;
+use super::report::Divergence;
 use super::Shrunk;
 use candle_core::DType;
 use harness::host::HostTensor;

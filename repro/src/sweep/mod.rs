@@ -13,6 +13,7 @@ pub mod emit;
 pub mod exec;
 pub mod known;
 pub mod ops;
+pub mod report;
 pub mod run;
 pub mod status;
 

@@ -702,16 +702,8 @@ fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Report> {
 fn render(r: &Report) -> String {
     let t = &r.environment.target;
     let mut s = format!(
-        "moe_bench on {} ({}{}) · candle {} · {}\ncommand: {}\n\n",
-        t.location,
-        t.name,
-        t.driver
-            .as_deref()
-            .map(|d| format!(", driver {d}"))
-            .unwrap_or_default(),
-        r.environment.candle_version,
-        r.environment.os,
-        r.command
+        "moe_bench on {t} · candle {} · {}\ncommand: {}\n\n",
+        r.environment.candle_version, r.environment.os, r.command
     );
     s.push_str(&table(&r.columns, &r.rows, false));
     s.push_str("\nwhere the time goes at the largest T (route: router, softmax, top-K and the host read or device mask; backward = fwd+bwd − fwd):\n");
