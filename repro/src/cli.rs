@@ -9,9 +9,7 @@ use harness::{run_case, Case, Verdict, DEVICE_ENV};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Exit code for bad input (unknown device, backend not compiled in, bad flags): the one
-/// `crate::error::Error::BadInput` maps to.
-pub const EXIT_USAGE: u8 = 2;
+pub use crate::error::EXIT_USAGE;
 
 #[derive(Parser, Debug)]
 #[command(

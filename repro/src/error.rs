@@ -5,6 +5,10 @@
 use std::fmt;
 use std::process::ExitCode;
 
+/// Exit code for bad input (unknown device, backend not compiled in, bad flags, an unreadable
+/// manifest): what `Error::BadInput` maps to.
+pub const EXIT_USAGE: u8 = 2;
+
 #[derive(Debug)]
 pub enum Error {
     /// The caller's input: fix it and run again. Exit 2.
@@ -34,7 +38,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::BadInput(_) => crate::cli::EXIT_USAGE,
+            Error::BadInput(_) => EXIT_USAGE,
             Error::Internal(_) => 1,
         }
     }
