@@ -1161,15 +1161,7 @@ impl Row<'_> {
             }
             all
         };
-        let (s, c) = (set(true), set(false));
-        let mut parts = Vec::new();
-        if !s.is_empty() {
-            parts.push(format!("sweep: {}", s.join(" ")));
-        }
-        if !c.is_empty() {
-            parts.push(format!("cases: {}", c.join(" ")));
-        }
-        parts.join("; ")
+        sweep_and_cases(("sweep: ", set(true)), ("cases: ", set(false)), " ")
     }
 
     fn by(&self) -> String {
@@ -1180,16 +1172,19 @@ impl Row<'_> {
                 .map(|c| format!("`{}`", c.name))
                 .collect()
         };
-        let (s, c) = (names(true), names(false));
-        let mut parts = Vec::new();
-        if !s.is_empty() {
-            parts.push(format!("op {}", s.join(", ")));
-        }
-        if !c.is_empty() {
-            parts.push(format!("case {}", c.join(", ")));
-        }
-        parts.join("; ")
+        sweep_and_cases(("op ", names(true)), ("case ", names(false)), ", ")
     }
+}
+
+/// `<label><items joined by sep>` for the sweep's half and the cases' half, `; ` between them, an
+/// empty half left out.
+fn sweep_and_cases(sweep: (&str, Vec<String>), cases: (&str, Vec<String>), sep: &str) -> String {
+    [sweep, cases]
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(label, items)| format!("{label}{}", items.join(sep)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// "sweep", "case", "sweep + case" or "—".
