@@ -270,7 +270,14 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
             for d in j["divergences"].as_array().into_iter().flatten() {
                 let id = d["id"].as_str().unwrap_or_default().to_string();
                 op_of.insert(id.clone(), d["op"].as_str().unwrap_or_default().to_string());
-                ids.insert(id);
+                // An accelerator's sweep runs the CPU too: a divergence only the CPU showed
+                // there is the CPU's (its own run records it), not this backend's.
+                let on_this_backend = d["backends"]
+                    .as_array()
+                    .is_none_or(|b| b.iter().any(|b| b.as_str() == Some(backend)));
+                if on_this_backend {
+                    ids.insert(id);
+                }
             }
             let completed: std::collections::BTreeSet<String> = j["ops"]
                 .as_object()
@@ -374,7 +381,7 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
                 let _ = writeln!(
                     md,
                     "- candle {v} on {backend}: {t} — `{}`",
-                    j["command"].as_str().unwrap_or("")
+                    portable_command(j["command"].as_str().unwrap_or(""), v)
                 );
             }
         }
@@ -419,6 +426,18 @@ fn root_cause_markdown(m: &Matrix) -> String {
     }
     md.push('\n');
     md
+}
+
+/// A run's command with its report folder (a path on the machine that ran it) written as
+/// scripts/matrix.sh lays it out: `<matrix dir>/<version>/reports`.
+fn portable_command(command: &str, version: &str) -> String {
+    let mut words: Vec<String> = command.split(' ').map(str::to_string).collect();
+    if let Some(i) = words.iter().position(|w| w == "--report-dir") {
+        if let Some(dir) = words.get_mut(i + 1) {
+            *dir = format!("<matrix dir>/{version}/reports");
+        }
+    }
+    words.join(" ")
 }
 
 /// `repro matrix-report --out DIR VERSION=RUNDIR...`: an unreadable run is bad input (exit 2),

@@ -3,8 +3,8 @@
 //! Minimal repro for the root cause
 //! `cuda-indexing-kernels-assert-instead-of-error`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `index-select-fwd-error-mismatch-index-negative` (seed 16459736793418917626);
-//! regenerate rather than edit. Depends on candle-core.
+//! `embedding-fwd-error-mismatch-index-negative` (seed 16459736793418917626);
+//! regenerate rather than edit. Depends on candle-core and candle-nn.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
 
@@ -33,8 +33,8 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
-    // src (contiguous)
-    let src = Tensor::new(&[-2.0f64, -1.0f64, 0.0f64, 1.0f64], &Device::Cpu)?
+    // w (contiguous)
+    let w = Tensor::new(&[-2.0f64, -1.0f64, 0.0f64, 1.0f64], &Device::Cpu)?
         .reshape((2, 2))?
         .to_dtype(DType::F32)?
         .to_device(dev)?;
@@ -42,7 +42,8 @@ fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     let indexes = Tensor::new(&[-1i64, 1i64], &Device::Cpu)?
         .reshape((2,))?
         .to_device(dev)?;
-    let out = src.index_select(&indexes, 0)?;
+    let out =
+        candle_core::Module::forward(&candle_nn::Embedding::new(w.clone(), w.dim(1)?), &indexes)?;
     flat(&out)
 }
 

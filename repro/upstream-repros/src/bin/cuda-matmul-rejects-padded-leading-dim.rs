@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `cuda-matmul-rejects-padded-leading-dim`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `broadcast-matmul-fwd-unimplemented-a-narrowed` (seed 5842089906290077545);
+//! `broadcast-matmul-fwd-unimplemented-a-narrowed` (seed 17834093872244103852);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.

@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `cuda-matmul-rejects-stride0-operand`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `matmul-fwd-unimplemented-a-broadcast` (seed 14404690694564289560);
+//! `cumsum-fwd-unimplemented-x-broadcast` (seed 17152986375279482964);
 //! regenerate rather than edit. Depends on candle-core.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 /// The expected answer (forward): the plain-Rust oracle, in f64, rounded once to the output dtype.
-const EXPECTED: &str = "f32 [2, 1] [4, 4]";
+const EXPECTED: &str = "f32 [2, 1] [-2, -4]";
 
 fn device() -> candle_core::Result<Device> {
     match std::env::args().nth(1).as_deref() {
@@ -33,18 +33,13 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
-    // a (broadcast)
-    let a = Tensor::new(&[-2.0f64], &Device::Cpu)?
+    // x (broadcast)
+    let x = Tensor::new(&[-2.0f64], &Device::Cpu)?
         .reshape((1, 1))?
         .to_dtype(DType::F32)?
         .to_device(dev)?
         .broadcast_as((2, 1))?;
-    // b (contiguous)
-    let b = Tensor::new(&[-2.0f64], &Device::Cpu)?
-        .reshape((1, 1))?
-        .to_dtype(DType::F32)?
-        .to_device(dev)?;
-    let out = a.matmul(&b)?;
+    let out = x.cumsum(0)?;
     flat(&out)
 }
 

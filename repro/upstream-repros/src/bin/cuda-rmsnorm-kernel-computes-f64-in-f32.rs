@@ -1,4 +1,4 @@
-//! [cuda] candle_nn::ops::rms_norm in f64 returns results with f32 precision (relative error ~6e-8): the kernel accumulates and scales in float for every dtype
+//! [cuda] candle_nn::ops::rms_norm and ops::layer_norm in f64 return results with f32 precision (relative error ~6e-8 and more): the kernels accumulate and scale in float for every dtype
 //!
 //! Minimal repro for the root cause
 //! `cuda-rmsnorm-kernel-computes-f64-in-f32`,
