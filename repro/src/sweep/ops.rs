@@ -250,6 +250,21 @@ fn rope_inputs(c: &Cell, rng: &mut Rng, thd: bool) -> Vec<Input> {
 
 const ROPE_TABLES: &[&str] = &["cos (t, d/2)", "cos (b, t, d/2)"];
 
+/// One step of candle_nn::AdamW (lr 0.1, weight decay 0.01, default betas and eps) on a Var
+/// initialised from `p`, with the gradient `g` (the gradient of `sum(p·g)`); returns the new `p`.
+pub fn adamw_step(p: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+    use candle_nn::Optimizer as _;
+    let var = candle_core::Var::from_tensor(p)?;
+    let params = candle_nn::ParamsAdamW {
+        lr: 0.1,
+        weight_decay: 0.01,
+        ..Default::default()
+    };
+    let mut opt = candle_nn::AdamW::new(vec![var.clone()], params)?;
+    opt.backward_step(&(var.as_tensor() * g)?.sum_all()?)?;
+    Ok(var.as_tensor().clone())
+}
+
 const CMP: &[&str] = &["eq", "ne", "lt", "le", "gt", "ge"];
 
 const CMP_OPS: [CmpOp; 6] = [
@@ -1064,6 +1079,57 @@ pub static OPS: &[Op] = &[
         grads: &[0],
         check: OutputCheck::Values,
         error: ErrorModel::LogNormalised,
+        indexed: false,
+        layout_pairs: false,
+    },
+    Op {
+        name: "sort_last_dim",
+        call: "x.sort_last_dim(asc).0",
+        dtypes: ALL,
+        aux: NONE,
+        variants: &["ascending", "descending"],
+        knobs: 2,
+        inputs: one_2d,
+        candle: |c, t| t[0].sort_last_dim(c.variant == 0).map(|(sorted, _)| sorted),
+        oracle: |c, h| oracle::sort_last_dim(&h[0], c.variant == 0).into(),
+        code: |c, v| format!("{}.sort_last_dim({})?.0", v[0], c.variant == 0),
+        // Sorting is not differentiable where values tie, and the cells' values do tie.
+        grads: &[],
+        check: OutputCheck::Values,
+        error: ErrorModel::Rounded,
+        indexed: false,
+        layout_pairs: false,
+    },
+    Op {
+        name: "adamw_step",
+        call: "candle_nn::AdamW (lr 0.1, weight decay 0.01), one step of p with gradient g",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            let s = [k(c, 0), k(c, 1)];
+            vec![
+                data("p", c, c.dtype(), &s, rng),
+                data("g", c, c.dtype(), &s, rng),
+            ]
+        },
+        candle: |_, t| adamw_step(&t[0], &t[1]),
+        oracle: |_, h| oracle::adamw_step(&h[0], &h[1], 0.1, 0.01, 1e-8).into(),
+        code: |_, v| {
+            format!(
+                "{{ use candle_nn::Optimizer as _; let var = candle_core::Var::from_tensor(&{p})?; \
+                 let params = candle_nn::ParamsAdamW {{ lr: 0.1, weight_decay: 0.01, ..Default::default() }}; \
+                 let mut opt = candle_nn::AdamW::new(vec![var.clone()], params)?; \
+                 opt.backward_step(&(var.as_tensor() * &{g})?.sum_all()?)?; var.as_tensor().clone() }}",
+                p = v[0],
+                g = v[1]
+            )
+        },
+        grads: &[],
+        check: OutputCheck::Values,
+        // p·(1 − lr·wd) minus an update of size lr: a few roundings of each term.
+        error: ErrorModel::Activation,
         indexed: false,
         layout_pairs: false,
     },

@@ -328,6 +328,40 @@ pub fn cross_entropy(inp: &HostTensor, target: &HostTensor) -> OracleResult {
     Ok(out(inp.dtype, vec![], vec![-sum / outer as f64]))
 }
 
+/// `x.sort_last_dim(asc).0`: every row sorted.
+pub fn sort_last_dim(t: &HostTensor, asc: bool) -> OracleResult {
+    let last = t.shape.len() - 1;
+    let values = map_lines(t, last, |l| {
+        let mut v = l.to_vec();
+        v.sort_by(f64::total_cmp);
+        if !asc {
+            v.reverse();
+        }
+        v
+    });
+    Ok(out(t.dtype, t.shape.clone(), values))
+}
+
+/// One AdamW step (candle_nn::AdamW, step 1) of the parameters `p` with gradient `g`:
+/// `p·(1 − lr·wd) − lr·m̂/(√v̂ + eps)`, where at step 1 the bias-corrected moments are `m̂ = g` and
+/// `v̂ = g²` (Loshchilov & Hutter's decoupled weight decay, as PyTorch's AdamW).
+pub fn adamw_step(p: &HostTensor, g: &HostTensor, lr: f64, wd: f64, eps: f64) -> OracleResult {
+    if p.shape != g.shape {
+        return Err(Rejection::new(
+            "grad",
+            "the gradient must have the parameters' shape".to_string(),
+            &["shape"],
+        ));
+    }
+    let values = p
+        .values
+        .iter()
+        .zip(&g.values)
+        .map(|(p, g)| p * (1.0 - lr * wd) - lr * g / (g.abs() + eps))
+        .collect();
+    Ok(out(p.dtype, p.shape.clone(), values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
