@@ -291,9 +291,21 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
     }
     let mut cells = Vec::new();
     for (id, op) in &op_of {
+        // The sweep judges an op's backward only where its forward was right: a backward id
+        // says nothing in a version whose sweep shows a forward divergence of the same op on
+        // the same cells (contiguous ones, or the backward id's own layouts).
+        let forward_prefix = format!("{}-fwd-", op.replace('_', "-"));
+        let is_backward = id.contains("-bwd-");
+        let masks = |fwd: &str| {
+            fwd.starts_with(&forward_prefix)
+                && (layout_suffix(fwd).is_empty() || layout_suffix(fwd) == layout_suffix(id))
+        };
         for (version, backend, ids, completed) in &seen {
+            let masked = is_backward && ids.iter().any(|i| masks(i));
             let (verdict, bug) = if ids.contains(id) {
                 ("diverges", Bug::Present)
+            } else if masked {
+                ("masked by a forward divergence", Bug::Unknown)
             } else if completed.contains(op) {
                 ("agrees", Bug::Absent)
             } else {
@@ -310,6 +322,19 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
         }
     }
     Ok(cells)
+}
+
+/// What follows a divergence id's category: the layouts (and hazard) its cells need.
+fn layout_suffix(id: &str) -> &str {
+    [
+        "-wrong-result",
+        "-unimplemented",
+        "-error-mismatch",
+        "-crash",
+    ]
+    .iter()
+    .find_map(|c| id.find(c).map(|i| &id[i + c.len()..]))
+    .unwrap_or("")
 }
 
 pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
@@ -561,5 +586,69 @@ mod tests {
         assert_eq!(r.first_seen.as_deref(), Some("c"));
         // `patched` without it is not a release that fixed it.
         assert_eq!(r.fixed_in, None);
+    }
+
+    #[test]
+    fn a_backward_id_is_unknown_where_the_forward_of_its_op_diverges() {
+        let base = std::env::temp_dir().join(format!("matrix-mask-{}", std::process::id()));
+        let sweep = |v: &str, ids: &[&str]| {
+            let d = base.join(v).join("sweep").join("cpu");
+            std::fs::create_dir_all(&d).unwrap();
+            let divergences: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({"id": id, "op": "gelu_erf", "backends": ["cpu"]}))
+                .collect();
+            let j = serde_json::json!({"divergences": divergences, "ops": {"gelu_erf": {"completed": true}}});
+            std::fs::write(d.join("sweep.json"), j.to_string()).unwrap();
+        };
+        sweep(
+            "old",
+            &[
+                "gelu-erf-fwd-wrong-result",
+                "gelu-erf-fwd-unimplemented-x-transposed",
+            ],
+        );
+        sweep(
+            "new",
+            &[
+                "gelu-erf-bwd-x-wrong-result",
+                "gelu-erf-bwd-x-wrong-result-x-broadcast",
+                "gelu-erf-fwd-unimplemented-x-transposed",
+            ],
+        );
+        let runs: Vec<(String, PathBuf)> = ["old", "new"]
+            .iter()
+            .map(|v| (v.to_string(), base.join(v)))
+            .collect();
+        let cells = sweep_cells(&runs).unwrap();
+        let bug = |case: &str, v: &str| {
+            cells
+                .iter()
+                .find(|c| c.case == case && c.version == v)
+                .map(|c| c.bug.clone())
+        };
+        // The old forward divergence hides the backward: not "absent", so no false regression.
+        assert_eq!(
+            bug("sweep:gelu-erf-bwd-x-wrong-result", "old"),
+            Some(Bug::Unknown)
+        );
+        assert_eq!(
+            bug("sweep:gelu-erf-bwd-x-wrong-result", "new"),
+            Some(Bug::Present)
+        );
+        assert_eq!(
+            bug("sweep:gelu-erf-fwd-wrong-result", "new"),
+            Some(Bug::Absent)
+        );
+        // A forward divergence on transposed cells hides no backward of broadcast ones.
+        assert_eq!(
+            bug("sweep:gelu-erf-bwd-x-wrong-result-x-broadcast", "new"),
+            Some(Bug::Present)
+        );
+        assert_eq!(
+            layout_suffix("gelu-erf-bwd-x-wrong-result-x-broadcast"),
+            "-x-broadcast"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
