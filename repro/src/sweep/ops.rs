@@ -308,6 +308,35 @@ macro_rules! unary {
     };
 }
 
+/// An elementwise `Tensor` method on one 2-D float input, against the oracle function of the
+/// same name (with the same extra arguments): `method!(affine(2.0, 0.5), error model, inputs)`.
+macro_rules! method {
+    ($method:ident($($arg:expr),*), $error:expr, $inputs:expr) => {
+        Op {
+            name: stringify!($method),
+            call: concat!("x.", stringify!($method), "(", stringify!($($arg),*), ")"),
+            dtypes: FLOATS,
+            aux: NONE,
+            variants: &["-"],
+            knobs: 2,
+            inputs: $inputs,
+            candle: |_, t| t[0].$method($($arg),*),
+            oracle: |_, h| oracle::$method(&h[0] $(, $arg)*).into(),
+            code: |_, v| {
+                format!(
+                    concat!("{}.", stringify!($method), "(", stringify!($($arg),*), ")?"),
+                    v[0]
+                )
+            },
+            grads: &[0],
+            check: OutputCheck::Values,
+            error: $error,
+            indexed: false,
+            layout_pairs: false,
+        }
+    };
+}
+
 /// `x.<method>(dim)` over dim 0 or 1 of a 2-D input, against `oracle::<method>`:
 /// `reduce!(method, dtypes, error model, grads, check)`.
 macro_rules! reduce {
@@ -830,96 +859,26 @@ pub static OPS: &[Op] = &[
         &[],
         OutputCheck::Argmax
     ),
-    unary!(
-        "exp",
-        "x.exp()",
-        |_, t| t[0].exp(),
-        |_, h| oracle::exp(&h[0]),
-        "{}.exp()?",
-        ErrorModel::Elementwise,
-        one_2d
-    ),
-    unary!(
-        "log",
-        "x.log()",
-        |_, t| t[0].log(),
-        |_, h| oracle::log(&h[0]),
-        "{}.log()?",
-        ErrorModel::Elementwise,
-        |c, rng| one_2d_mapped(c, rng, positive)
-    ),
-    unary!(
-        "sqrt",
-        "x.sqrt()",
-        |_, t| t[0].sqrt(),
-        |_, h| oracle::sqrt(&h[0]),
-        "{}.sqrt()?",
-        ErrorModel::Elementwise,
-        |c, rng| one_2d_mapped(c, rng, positive)
-    ),
-    unary!(
-        "tanh",
-        "x.tanh()",
-        |_, t| t[0].tanh(),
-        |_, h| oracle::tanh(&h[0]),
-        "{}.tanh()?",
-        ErrorModel::Elementwise,
-        one_2d
-    ),
-    unary!(
-        "relu",
-        "x.relu()",
-        |_, t| t[0].relu(),
-        |_, h| oracle::relu(&h[0]),
-        "{}.relu()?",
-        ErrorModel::Rounded,
-        |c, rng| one_2d_mapped(c, rng, off_kinks)
-    ),
-    unary!(
-        "gelu",
-        "x.gelu()",
-        |_, t| t[0].gelu(),
-        |_, h| oracle::gelu(&h[0]),
-        "{}.gelu()?",
-        ErrorModel::Activation,
-        one_2d
-    ),
-    unary!(
-        "gelu_erf",
-        "x.gelu_erf()",
-        |_, t| t[0].gelu_erf(),
-        |_, h| oracle::gelu_erf(&h[0]),
-        "{}.gelu_erf()?",
-        ErrorModel::Activation,
-        one_2d
-    ),
-    unary!(
-        "affine",
-        "x.affine(2.0, 0.5)",
-        |_, t| t[0].affine(2.0, 0.5),
-        |_, h| oracle::affine(&h[0], 2.0, 0.5),
-        "{}.affine(2.0, 0.5)?",
-        ErrorModel::Rounded,
-        one_2d
-    ),
-    unary!(
-        "powf",
-        "x.powf(1.5)",
-        |_, t| t[0].powf(1.5),
-        |_, h| oracle::powf(&h[0], 1.5),
-        "{}.powf(1.5)?",
-        ErrorModel::Elementwise,
-        |c, rng| one_2d_mapped(c, rng, positive)
-    ),
-    unary!(
-        "clamp",
-        "x.clamp(-1.0, 1.0)",
-        |_, t| t[0].clamp(-1.0, 1.0),
-        |_, h| oracle::clamp(&h[0], -1.0, 1.0),
-        "{}.clamp(-1.0, 1.0)?",
-        ErrorModel::Rounded,
-        |c, rng| one_2d_mapped(c, rng, off_kinks)
-    ),
+    method!(exp(), ErrorModel::Elementwise, one_2d),
+    method!(log(), ErrorModel::Elementwise, |c, rng| one_2d_mapped(
+        c, rng, positive
+    )),
+    method!(sqrt(), ErrorModel::Elementwise, |c, rng| one_2d_mapped(
+        c, rng, positive
+    )),
+    method!(tanh(), ErrorModel::Elementwise, one_2d),
+    method!(relu(), ErrorModel::Rounded, |c, rng| one_2d_mapped(
+        c, rng, off_kinks
+    )),
+    method!(gelu(), ErrorModel::Activation, one_2d),
+    method!(gelu_erf(), ErrorModel::Activation, one_2d),
+    method!(affine(2.0, 0.5), ErrorModel::Rounded, one_2d),
+    method!(powf(1.5), ErrorModel::Elementwise, |c, rng| one_2d_mapped(
+        c, rng, positive
+    )),
+    method!(clamp(-1.0, 1.0), ErrorModel::Rounded, |c, rng| {
+        one_2d_mapped(c, rng, off_kinks)
+    }),
     reduce!(
         mean_keepdim,
         FLOATS,
