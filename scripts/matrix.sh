@@ -76,10 +76,12 @@ build() {
       # implements (candle-core then fails to compile): lock half at 2.4.1 for those releases.
       if older_than "$v" 0.8.0; then (cd "$src" && cargo update -q -p half --precise 2.4.1); fi
     fi
-    # `Tensor::scatter` is new in candle 0.9: older releases build without the repro crate's
-    # default `tensor-scatter` feature (their sweep lists the op as not swept).
+    # `Tensor::scatter` is new in candle 0.9 and the i16/i32 dtypes in 0.9.2: older releases
+    # build without the repro crate's default features `tensor-scatter` and `i16-i32` (their
+    # sweep lists scatter as not swept, and sweeps no i16/i32 index or condition).
     local version_features=""
-    if older_than "$v" 0.9.0; then version_features="--no-default-features"; fi
+    if older_than "$v" 0.9.0; then version_features="--no-default-features"
+    elif older_than "$v" 0.9.2; then version_features="--no-default-features --features tensor-scatter"; fi
     (cd "$src" && CARGO_TARGET_DIR=$out/target$suffix cargo build -q --release -p repro --bin repro $features $version_features)
     cp "$src/Cargo.lock" "$root/matrix/locks/$v.lock"
     cp "$out/target$suffix/release/repro" "$out/repro$suffix"

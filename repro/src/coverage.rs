@@ -977,17 +977,19 @@ pub fn refs(t: &[Tok]) -> BTreeSet<Ref> {
 }
 
 /// Whether a reference names an item: a method by name; a candle-nn path by its full
-/// `module::name`, or a re-exported struct (`candle_nn::Linear`) by its name alone. A bare
+/// `module::name`, or a re-exported struct (`candle_nn::Linear`, or its constructor
+/// `candle_nn::Linear::new`) by its name alone. A bare
 /// re-exported fn (`candle_nn::rms_norm`) is not matched: it is a `VarBuilder` constructor of
 /// another module, not the `ops` function of the same name.
 fn names(r: &Ref, item: &Item, core: bool) -> bool {
     match (r, core) {
         (Ref::Method(m), true) => *m == item.key,
         (Ref::Nn(p), false) => {
-            *p == item.key
-                || (!p.contains("::")
-                    && p.starts_with(char::is_uppercase)
-                    && item.key.rsplit("::").next() == Some(p.as_str()))
+            // `Linear::new` names the struct `Linear` (an associated fn of a re-exported struct).
+            let head = p.split("::").next().unwrap_or(p);
+            let is_struct_path =
+                head.starts_with(char::is_uppercase) && p.matches("::").count() <= 1;
+            *p == item.key || (is_struct_path && item.key.rsplit("::").next() == Some(head))
         }
         _ => false,
     }
@@ -1395,6 +1397,28 @@ pub fn run_command(report_dir: &Path) -> Result<PathBuf, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_struct_constructor_names_the_struct_and_nothing_else() {
+        let item = |key: &str| Item {
+            key: key.into(),
+            file: "linear.rs".into(),
+        };
+        let nn = |p: &str| Ref::Nn(p.into());
+        assert!(names(&nn("Linear::new"), &item("linear::Linear"), false));
+        assert!(names(&nn("Linear"), &item("linear::Linear"), false));
+        assert!(!names(
+            &nn("Module::forward"),
+            &item("linear::Linear"),
+            false
+        ));
+        assert!(!names(
+            &nn("ops::rms_norm"),
+            &item("layer_norm::RmsNorm"),
+            false
+        ));
+        assert!(names(&nn("ops::rms_norm"), &item("ops::rms_norm"), false));
+    }
 
     fn methods(src: &str) -> Vec<String> {
         tensor_methods(src).0

@@ -92,6 +92,18 @@ impl HostTensor {
                 device,
             ),
             DType::F64 => Tensor::from_vec(v.clone(), shape, device),
+            #[cfg(feature = "i16-i32")]
+            DType::I16 => Tensor::from_vec(
+                v.iter().map(|&x| x as i16).collect::<Vec<_>>(),
+                shape,
+                device,
+            ),
+            #[cfg(feature = "i16-i32")]
+            DType::I32 => Tensor::from_vec(
+                v.iter().map(|&x| x as i32).collect::<Vec<_>>(),
+                shape,
+                device,
+            ),
             other => candle_core::bail!("harness: no host representation for {other:?}"),
         }
     }
@@ -116,6 +128,28 @@ pub fn shuffled_permutation(n: usize, seed: &mut u64) -> Vec<u32> {
     v
 }
 
+/// Whether an integer dtype holds negative values.
+pub fn is_signed(dtype: DType) -> bool {
+    #[cfg(feature = "i16-i32")]
+    if matches!(dtype, DType::I16 | DType::I32) {
+        return true;
+    }
+    dtype == DType::I64
+}
+
+/// The largest value of an integer dtype.
+pub fn int_max(dtype: DType) -> f64 {
+    match dtype {
+        DType::U8 => u8::MAX as f64,
+        DType::U32 => u32::MAX as f64,
+        #[cfg(feature = "i16-i32")]
+        DType::I16 => i16::MAX as f64,
+        #[cfg(feature = "i16-i32")]
+        DType::I32 => i32::MAX as f64,
+        _ => i64::MAX as f64,
+    }
+}
+
 /// Rounds a value to what `dtype` can hold, the way a conversion from f64 would.
 pub fn round_to(dtype: DType, x: f64) -> f64 {
     match dtype {
@@ -125,6 +159,10 @@ pub fn round_to(dtype: DType, x: f64) -> f64 {
         DType::U8 => x as u8 as f64,
         DType::U32 => x as u32 as f64,
         DType::I64 => x as i64 as f64,
+        #[cfg(feature = "i16-i32")]
+        DType::I16 => x as i16 as f64,
+        #[cfg(feature = "i16-i32")]
+        DType::I32 => x as i32 as f64,
         _ => x,
     }
 }
@@ -173,6 +211,10 @@ pub fn read_back(t: &Tensor) -> candle_core::Result<HostTensor> {
         DType::BF16 => walk(cpu.as_slice::<bf16>()?, layout, |x| x.to_f64()),
         DType::F32 => walk(cpu.as_slice::<f32>()?, layout, |x| x as f64),
         DType::F64 => walk(cpu.as_slice::<f64>()?, layout, |x| x),
+        #[cfg(feature = "i16-i32")]
+        DType::I16 => walk(cpu.as_slice::<i16>()?, layout, |x| x as f64),
+        #[cfg(feature = "i16-i32")]
+        DType::I32 => walk(cpu.as_slice::<i32>()?, layout, |x| x as f64),
         other => candle_core::bail!("harness: cannot read back {other:?}"),
     }?;
     Ok(HostTensor {

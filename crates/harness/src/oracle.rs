@@ -58,6 +58,10 @@ fn ravel(idx: &[usize], shape: &[usize]) -> usize {
 }
 
 pub fn is_index_dtype(d: DType) -> bool {
+    #[cfg(feature = "i16-i32")]
+    if matches!(d, DType::I16 | DType::I32) {
+        return true;
+    }
     matches!(d, DType::U8 | DType::U32 | DType::I64)
 }
 

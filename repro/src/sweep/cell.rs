@@ -64,7 +64,7 @@ pub enum Hazard {
     PastEnd,
     /// One index equal to the index dtype's maximum (CUDA kernels treat it as "skip").
     DtypeMax,
-    /// One index of -1 (i64 only).
+    /// One index of -1 (signed index dtypes only).
     Negative,
 }
 
@@ -75,6 +75,142 @@ impl Hazard {
             Hazard::DtypeMax => "index-dtype-max",
             Hazard::Negative => "index-negative",
         }
+    }
+}
+
+/// Where in each reduced line a special value goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Place {
+    First,
+    Middle,
+    Last,
+}
+
+/// How a cell's values are drawn beyond the default small random ones: the values that break
+/// low precision and the reductions built on it. Cells of these classes check the forward pass
+/// only (a finite-difference gradient is meaningless at ±inf and imprecise at 1e18 or 1e8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Values {
+    #[default]
+    Plain,
+    /// One NaN in every line the op reduces (along its dim, or the last dim), at the place.
+    Nan(Place),
+    PosInf(Place),
+    NegInf(Place),
+    /// Rows whose mean is large against their spread: `offset + [-1, 1)` (see `offset`).
+    Offset,
+    /// Magnitudes whose squares overflow the dtype (f16) or come near f32's limit (see `scale`).
+    Large,
+    /// One reduced dim of `LONG` elements `(i mod 16)/16` (f16 and bf16: where accumulating in
+    /// the dtype itself loses the sum).
+    Long,
+}
+
+/// The length of a `Values::Long` reduction.
+pub const LONG: usize = 65_536;
+
+/// The value of element `i` of a long row: sixteenths in [0, 1), exact in every float dtype,
+/// so the row's sum is known and a standalone repro can write the row as a formula.
+pub fn long_value(i: usize) -> f64 {
+    (i % 16) as f64 / 16.0
+}
+
+impl Values {
+    pub fn is_plain(&self) -> bool {
+        *self == Values::Plain
+    }
+
+    /// The special value a non-finite class places, with its place.
+    pub fn non_finite(self) -> Option<(f64, Place)> {
+        match self {
+            Values::Nan(p) => Some((f64::NAN, p)),
+            Values::PosInf(p) => Some((f64::INFINITY, p)),
+            Values::NegInf(p) => Some((f64::NEG_INFINITY, p)),
+            _ => None,
+        }
+    }
+
+    /// The class as a divergence id and a report name it: `nan-first`, `offset`, `long`.
+    pub fn slug(self) -> String {
+        let place = |p: Place| match p {
+            Place::First => "first",
+            Place::Middle => "middle",
+            Place::Last => "last",
+        };
+        match self {
+            Values::Plain => "plain".into(),
+            Values::Nan(p) => format!("nan-{}", place(p)),
+            Values::PosInf(p) => format!("pos-inf-{}", place(p)),
+            Values::NegInf(p) => format!("neg-inf-{}", place(p)),
+            Values::Offset => "offset".into(),
+            Values::Large => "large".into(),
+            Values::Long => "long".into(),
+        }
+    }
+
+    /// The class as a title says it (`None` for plain values).
+    pub fn describe(self, dtype: DType, longest: usize) -> Option<String> {
+        let place = |p: Place| match p {
+            Place::First => "first in",
+            Place::Middle => "in the middle of",
+            Place::Last => "last in",
+        };
+        Some(match self {
+            Values::Plain => return None,
+            Values::Nan(p) => format!("with a NaN {} each reduced line", place(p)),
+            Values::PosInf(p) => format!("with +inf {} each reduced line", place(p)),
+            Values::NegInf(p) => format!("with -inf {} each reduced line", place(p)),
+            Values::Offset => format!(
+                "on rows of mean {} and spread ±1",
+                plain_number(offset(dtype))
+            ),
+            Values::Large => format!(
+                "on values up to {} in magnitude",
+                plain_number(2.0 * scale(dtype))
+            ),
+            Values::Long => format!("over rows of {longest} elements"),
+        })
+    }
+
+    /// The dtypes a class is swept in: a long row only in the half-precision dtypes.
+    pub fn applies_to(self, dtype: DType) -> bool {
+        match self {
+            Values::Long => matches!(dtype, DType::F16 | DType::BF16),
+            _ => dtype.is_float(),
+        }
+    }
+}
+
+/// `64`, `2000`, `1e8`: how a title writes a power-of-ten-ish size.
+fn plain_number(x: f64) -> String {
+    if x < 1e5 {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// Where `Values::Offset` centres a row: about a hundred to ten thousand of the dtype's
+/// spacing at the centre, so the row keeps distinct values and `E[x²] − E[x]²` in the dtype
+/// (or in f32 for the half types) loses the variance while a two-pass mean does not.
+pub fn offset(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => 64.0,
+        DType::BF16 => 16.0,
+        DType::F64 => 1e8,
+        _ => 1e4,
+    }
+}
+
+/// What `Values::Large` multiplies values in [-2, 2) by: in f16 the squares (up to 4e6) overflow
+/// the dtype but not f32; in bf16/f32 they reach 4e36, near f32's limit; f64 keeps that ratio.
+pub fn scale(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => 1e3,
+        DType::F64 => 1e150,
+        _ => 1e18,
     }
 }
 
@@ -95,6 +231,9 @@ pub struct Cell {
     pub simple: bool,
     pub hazard: Option<Hazard>,
     pub seed: u64,
+    /// How the first input's values are drawn (plain cells leave it out of their JSON).
+    #[serde(default, skip_serializing_if = "Values::is_plain")]
+    pub values: Values,
 }
 
 pub fn parse_dtype(s: &str) -> DType {
@@ -173,6 +312,44 @@ pub fn data_values(dtype: DType, n: usize, simple: bool, rng: &mut Rng) -> Vec<f
             (false, false) => rng.below(20) as f64,
         })
         .collect()
+}
+
+/// Redraws `h`'s values for `values`, with `dim` the dim the op reduces (for the non-finite
+/// classes, which put one special value in every line along it).
+pub fn apply_values(h: &mut HostTensor, values: Values, dim: usize) {
+    let dtype = h.dtype;
+    match values {
+        Values::Plain => {}
+        Values::Offset => h
+            .values
+            .iter_mut()
+            .for_each(|v| *v = offset(dtype) + *v / 2.0),
+        Values::Large => h.values.iter_mut().for_each(|v| *v *= scale(dtype)),
+        Values::Long => h
+            .values
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = long_value(i)),
+        Values::Nan(place) | Values::PosInf(place) | Values::NegInf(place) => {
+            let (special, _) = values.non_finite().expect("a non-finite class");
+            let (outer, len, inner) = harness::oracle::lines(&h.shape, dim);
+            let at = match place {
+                Place::First => 0,
+                Place::Middle => len / 2,
+                Place::Last => len.saturating_sub(1),
+            };
+            for o in 0..outer {
+                for r in 0..inner {
+                    h.values[(o * len + at) * inner + r] = special;
+                }
+            }
+        }
+    }
+    h.values = h
+        .values
+        .iter()
+        .map(|&v| harness::host::round_to(dtype, v))
+        .collect();
 }
 
 /// The view that turns a contiguous base tensor into an input of the wanted layout.

@@ -16,6 +16,13 @@ fn literal(dtype: DType, v: f64) -> String {
         DType::U8 => format!("{}u8", v as u8),
         DType::U32 => format!("{}u32", v as u32),
         DType::I64 => format!("{}i64", v as i64),
+        #[cfg(feature = "i16-i32")]
+        DType::I16 => format!("{}i16", v as i16),
+        #[cfg(feature = "i16-i32")]
+        DType::I32 => format!("{}i32", v as i32),
+        _ if v.is_nan() => "f64::NAN".into(),
+        _ if v == f64::INFINITY => "f64::INFINITY".into(),
+        _ if v == f64::NEG_INFINITY => "f64::NEG_INFINITY".into(),
         _ => format!("{v:?}f64"),
     }
 }
@@ -27,6 +34,20 @@ fn shape_code(shape: &[usize]) -> String {
 
 /// Source that builds `h` (contiguous, on the CPU, in its dtype) and moves it to `dev`.
 fn tensor_code(h: &HostTensor) -> String {
+    if h.values.len() >= 64
+        && h.dtype.is_float()
+        && h.values
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == cell::long_value(i))
+    {
+        return format!(
+            "Tensor::from_vec((0..{n}).map(|i| (i % 16) as f64 / 16.0).collect::<Vec<f64>>(), {}, &Device::Cpu)?.to_dtype(DType::{:?})?.to_device(dev)?",
+            shape_code(&h.shape),
+            h.dtype,
+            n = h.values.len()
+        );
+    }
     let vals: Vec<String> = h.values.iter().map(|&v| literal(h.dtype, v)).collect();
     let cast = if h.dtype.is_float() {
         format!(".to_dtype(DType::{:?})?", h.dtype)
@@ -179,6 +200,7 @@ pub fn title(op: &Op, s: &Shrunk, backends: &[String]) -> String {
             "answers an invalid call differently from the contract or the CPU"
         }
         super::exec::Category::Crash => "crashes",
+        super::exec::Category::NonFinite => "propagates them unlike PyTorch",
     };
     let pass = if s.finding.pass == "forward" {
         String::new()
@@ -211,6 +233,12 @@ pub fn title(op: &Op, s: &Shrunk, backends: &[String]) -> String {
         (_, Some(Hazard::Negative)) => " with a negative index".to_string(),
         (false, None) => format!(" with {}", layouts.join(" and ")),
         (true, None) => String::new(),
+    };
+    let longest = s.cell.knobs.iter().copied().max().unwrap_or(1);
+    let with = match s.cell.values.describe(s.cell.dtype(), longest) {
+        Some(v) if with.is_empty() => format!(" {v}"),
+        Some(v) => format!("{with}, {v}"),
+        None => with,
     };
     format!(
         "`{}`{pass}{with} {what} on {}",
@@ -247,14 +275,13 @@ pub fn issue_markdown(
         "## Smallest input\n\n| input | dtype | shape | layout | values |\n|---|---|---|---|---|\n",
     );
     for i in &s.evidence.inputs {
-        let v: Vec<String> = i.values.iter().map(|x| format!("{x}")).collect();
         md.push_str(&format!(
             "| {} | {} | {:?} | {} | {} |\n",
             i.role,
             i.dtype,
             i.shape,
             i.layout.as_str(),
-            v.join(", ")
+            super::exec::values_text(&i.values, i.shape.iter().product())
         ));
     }
     md.push_str(&format!(

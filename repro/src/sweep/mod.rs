@@ -17,8 +17,8 @@ pub mod report;
 pub mod run;
 pub mod status;
 
-use cell::{Cell, Hazard, Layout, Rng, LAYOUTS};
-use exec::{Evidence, Finding};
+use cell::{Cell, Hazard, Layout, Rng, Values, LAYOUTS};
+use exec::{Category, Evidence, Finding};
 use ops::Op;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,6 +65,7 @@ pub fn plan(op: &Op, seed: u64, random: usize) -> Vec<Cell> {
                     simple: false,
                     hazard: None,
                     seed: rng.0,
+                    values: Values::Plain,
                 };
                 let ranks = input_ranks(op, &base);
                 let contiguous = Cell {
@@ -117,10 +118,45 @@ pub fn plan(op: &Op, seed: u64, random: usize) -> Vec<Cell> {
             }
         }
     }
+    // Value classes: one contiguous cell per dtype × variant × class, with the first aux dtype.
+    for dtype in op.dtypes {
+        for &values in op.values.iter().filter(|v| v.applies_to(*dtype)) {
+            for variant in 0..op.variants.len() {
+                let aux = auxes[0].clone();
+                let key = format!(
+                    "{}/{}/{:?}/{variant}/{}",
+                    op.name,
+                    dtype.as_str(),
+                    aux,
+                    values.slug()
+                );
+                let mut rng = Rng(mix(seed, &key));
+                let mut c = Cell {
+                    op: op.name.into(),
+                    dtype: dtype.as_str().into(),
+                    aux,
+                    variant,
+                    knobs: (0..op.knobs).map(|_| 2 + rng.below(4)).collect(),
+                    layouts: Vec::new(),
+                    simple: false,
+                    hazard: None,
+                    seed: rng.0,
+                    values,
+                };
+                if values == Values::Long {
+                    c.knobs = vec![2; op.knobs];
+                    let dim = op.reduced_dim(&c);
+                    c.knobs[dim] = cell::LONG;
+                }
+                c.layouts = vec![Layout::Contiguous; input_ranks(op, &c).len()];
+                cells.push(c);
+            }
+        }
+    }
     if op.indexed {
         for aux in op.aux.0 {
             for hazard in [Hazard::PastEnd, Hazard::DtypeMax, Hazard::Negative] {
-                if hazard == Hazard::Negative && *aux != candle_core::DType::I64 {
+                if hazard == Hazard::Negative && !harness::host::is_signed(*aux) {
                     continue;
                 }
                 let c = Cell {
@@ -133,6 +169,7 @@ pub fn plan(op: &Op, seed: u64, random: usize) -> Vec<Cell> {
                     simple: true,
                     hazard: Some(hazard),
                     seed: mix(seed, hazard.as_str()),
+                    values: Values::Plain,
                 };
                 let n = input_ranks(op, &c).len();
                 cells.push(Cell {
@@ -166,8 +203,21 @@ pub fn divergence_id(op: &Op, cell: &Cell, f: &Finding) -> String {
             id.push_str(&format!("-{}-{}", input.role, l.as_str()));
         }
     }
+    // The i16/i32 index and condition dtypes have their own dispatch arms (often missing): a
+    // finding that shrinking could not move to u32 names its dtype.
+    if let Some(aux @ ("i16" | "i32")) = cell.aux.as_deref() {
+        id.push_str(&format!("-{aux}-{}", op.aux.1));
+    }
     if let Some(h) = cell.hazard {
         id.push_str(&format!("-{}", h.as_str()));
+    }
+    // A refusal is about the call, not its values: it joins the plain cells' id.
+    let refusal = matches!(
+        f.category,
+        Category::Unimplemented | Category::ErrorMismatch
+    );
+    if !cell.values.is_plain() && !refusal {
+        id.push_str(&format!("-{}", cell.values.slug()));
     }
     id.replace('_', "-")
 }
@@ -182,12 +232,13 @@ fn pass_slug(pass: &str) -> String {
 /// A finding before shrinking: what the child shrinks once and reuses for every cell like it.
 fn provisional_key(op: &Op, cell: &Cell, f: &Finding) -> String {
     format!(
-        "{}|{}|{}|{:?}|{:?}|{:?}",
+        "{}|{}|{}|{:?}|{:?}|{:?}|{:?}",
         op.name,
         f.pass,
         f.category.as_str(),
         f.backends,
         cell.hazard,
+        cell.values,
         cell.layouts
             .iter()
             .enumerate()

@@ -3,7 +3,7 @@
 //! how to call it three ways — through candle, through the oracle, and as the Rust source a
 //! standalone repro prints — side by side, so the three cannot drift apart unnoticed.
 
-use super::cell::{data_values, Cell, Input, Kind, Rng};
+use super::cell::{data_values, Cell, Input, Kind, Place, Rng, Values};
 use candle_core::op::CmpOp;
 use candle_core::{DType, Tensor};
 use harness::host::HostTensor;
@@ -105,6 +105,9 @@ pub struct Op {
     /// product, whose kernels pick paths by both strides), not only one non-contiguous input at
     /// a time.
     pub layout_pairs: bool,
+    /// The value classes swept beyond the plain ones (forward only): NaN and ±inf at each place
+    /// of a reduced line, offset rows, large magnitudes, long rows.
+    pub values: &'static [Values],
 }
 
 const ALL: &[DType] = &[
@@ -118,7 +121,56 @@ const ALL: &[DType] = &[
 ];
 const FLOATS: &[DType] = &[DType::F16, DType::BF16, DType::F32, DType::F64];
 const INDEX: &[DType] = &[DType::U8, DType::U32, DType::I64];
+/// Every integer dtype: the index and condition dtypes of the ops whose CPU path takes all of
+/// them (scatter_add, index_add, where_cond; gather, index_select and scatter take only `INDEX`).
+#[cfg(feature = "i16-i32")]
+const EVERY_INT: &[DType] = &[DType::U8, DType::U32, DType::I64, DType::I16, DType::I32];
+#[cfg(not(feature = "i16-i32"))]
+const EVERY_INT: &[DType] = INDEX;
 const DIMS: &[&str] = &["dim 0", "dim 1"];
+
+/// NaN, +inf and -inf, each first, in the middle and last of every reduced line.
+const NON_FINITE: &[Values] = &[
+    Values::Nan(Place::First),
+    Values::Nan(Place::Middle),
+    Values::Nan(Place::Last),
+    Values::PosInf(Place::First),
+    Values::PosInf(Place::Middle),
+    Values::PosInf(Place::Last),
+    Values::NegInf(Place::First),
+    Values::NegInf(Place::Middle),
+    Values::NegInf(Place::Last),
+];
+/// The non-finite classes plus offset rows and large magnitudes.
+const SCAN: &[Values] = &[
+    Values::Nan(Place::First),
+    Values::Nan(Place::Middle),
+    Values::Nan(Place::Last),
+    Values::PosInf(Place::First),
+    Values::PosInf(Place::Middle),
+    Values::PosInf(Place::Last),
+    Values::NegInf(Place::First),
+    Values::NegInf(Place::Middle),
+    Values::NegInf(Place::Last),
+    Values::Offset,
+    Values::Large,
+];
+/// The non-finite classes plus offset rows, large magnitudes and long rows: for the ops that
+/// accumulate along a line.
+const REDUCTION: &[Values] = &[
+    Values::Nan(Place::First),
+    Values::Nan(Place::Middle),
+    Values::Nan(Place::Last),
+    Values::PosInf(Place::First),
+    Values::PosInf(Place::Middle),
+    Values::PosInf(Place::Last),
+    Values::NegInf(Place::First),
+    Values::NegInf(Place::Middle),
+    Values::NegInf(Place::Last),
+    Values::Offset,
+    Values::Large,
+    Values::Long,
+];
 const NONE: (&[DType], &str) = (&[], "");
 
 fn data(role: &'static str, c: &Cell, dtype: DType, shape: &[usize], rng: &mut Rng) -> Input {
@@ -304,6 +356,7 @@ macro_rules! unary {
             error: $error,
             indexed: false,
             layout_pairs: false,
+            values: &[],
         }
     };
 }
@@ -311,7 +364,9 @@ macro_rules! unary {
 /// An elementwise `Tensor` method on one 2-D float input, against the oracle function of the
 /// same name (with the same extra arguments): `method!(affine(2.0, 0.5), error model, inputs)`.
 macro_rules! method {
-    ($method:ident($($arg:expr),*), $error:expr, $inputs:expr) => {
+    (@values) => { &[] };
+    (@values $values:expr) => { $values };
+    ($method:ident($($arg:expr),*), $error:expr, $inputs:expr $(, values: $values:expr)?) => {
         Op {
             name: stringify!($method),
             call: concat!("x.", stringify!($method), "(", stringify!($($arg),*), ")"),
@@ -333,14 +388,15 @@ macro_rules! method {
             error: $error,
             indexed: false,
             layout_pairs: false,
+            values: method!(@values $($values)?),
         }
     };
 }
 
 /// `x.<method>(dim)` over dim 0 or 1 of a 2-D input, against `oracle::<method>`:
-/// `reduce!(method, dtypes, error model, grads, check)`.
+/// `reduce!(method, dtypes, error model, grads, check, value classes)`.
 macro_rules! reduce {
-    ($method:ident, $dtypes:expr, $error:expr, $grads:expr, $check:expr) => {
+    ($method:ident, $dtypes:expr, $error:expr, $grads:expr, $check:expr, $values:expr) => {
         Op {
             name: stringify!($method),
             call: concat!("x.", stringify!($method), "(dim)"),
@@ -362,6 +418,7 @@ macro_rules! reduce {
             error: $error,
             indexed: false,
             layout_pairs: false,
+            values: $values,
         }
     };
 }
@@ -398,6 +455,7 @@ macro_rules! rope {
             error: ErrorModel::Rotation,
             indexed: false,
             layout_pairs: false,
+            values: &[],
         }
     };
 }
@@ -425,6 +483,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: true,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "gather",
@@ -452,6 +511,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: true,
         layout_pairs: false,
+        values: &[],
     },
     // `Tensor::scatter` (overwrite) is new in candle 0.9; the version matrix builds older
     // releases without the `tensor-scatter` feature, and their sweeps list this op as not swept.
@@ -486,12 +546,13 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: true,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "scatter_add",
         call: "dst.scatter_add(&indexes, &src, dim)",
         dtypes: ALL,
-        aux: (INDEX, "index"),
+        aux: (EVERY_INT, "index"),
         variants: DIMS,
         knobs: 3,
         inputs: |c, rng| {
@@ -512,12 +573,13 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: true,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "index_add",
         call: "dst.index_add(&indexes, &src, dim)",
         dtypes: ALL,
-        aux: (INDEX, "index"),
+        aux: (EVERY_INT, "index"),
         variants: DIMS,
         knobs: 3,
         inputs: |c, rng| {
@@ -537,19 +599,23 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: true,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "cat",
         call: "Tensor::cat(&[&a, &b], dim)",
         dtypes: ALL,
         aux: NONE,
-        variants: DIMS,
-        knobs: 3,
+        // Every dim of a 3-D pair: dim 0 is one copy per input, the others interleave blocks.
+        variants: &["dim 0", "dim 1", "dim 2"],
+        knobs: 4,
         inputs: |c, rng| {
-            let s = [k(c, 0), k(c, 1)];
+            let a = [k(c, 0), k(c, 1), k(c, 2)];
+            let mut b = a;
+            b[c.variant] = k(c, 3);
             vec![
-                data("a", c, c.dtype(), &s, rng),
-                data("b", c, c.dtype(), &with_dim(s, c.variant, k(c, 2)), rng),
+                data("a", c, c.dtype(), &a, rng),
+                data("b", c, c.dtype(), &b, rng),
             ]
         },
         candle: |c, t| Tensor::cat(&[&t[0], &t[1]], c.variant),
@@ -560,6 +626,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "arg_sort_last_dim",
@@ -577,6 +644,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "to_dtype",
@@ -602,6 +670,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "contiguous",
@@ -619,6 +688,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "matmul",
@@ -647,6 +717,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: false,
         layout_pairs: true,
+        values: &[],
     },
     Op {
         name: "broadcast_matmul",
@@ -670,6 +741,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: false,
         layout_pairs: true,
+        values: &[],
     },
     Op {
         name: "softmax_last_dim",
@@ -687,6 +759,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Normalised,
         indexed: false,
         layout_pairs: false,
+        values: REDUCTION,
     },
     Op {
         name: "softmax",
@@ -704,6 +777,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Normalised,
         indexed: false,
         layout_pairs: false,
+        values: REDUCTION,
     },
     Op {
         name: "log_softmax",
@@ -721,6 +795,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::LogNormalised,
         indexed: false,
         layout_pairs: false,
+        values: REDUCTION,
     },
     unary!(
         "silu",
@@ -761,12 +836,13 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Normalised,
         indexed: false,
         layout_pairs: false,
+        values: REDUCTION,
     },
     Op {
         name: "where_cond",
         call: "cond.where_cond(&on_true, &on_false)",
         dtypes: ALL,
-        aux: (INDEX, "condition"),
+        aux: (EVERY_INT, "condition"),
         variants: &["-"],
         knobs: 2,
         inputs: |c, rng| {
@@ -799,6 +875,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "cmp",
@@ -843,21 +920,31 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
-    reduce!(sum_keepdim, ALL, ErrorModel::Sum, &[0], OutputCheck::Values),
+    reduce!(
+        sum_keepdim,
+        ALL,
+        ErrorModel::Sum,
+        &[0],
+        OutputCheck::Values,
+        REDUCTION
+    ),
     reduce!(
         max_keepdim,
         ALL,
         ErrorModel::Rounded,
         &[0],
-        OutputCheck::Values
+        OutputCheck::Values,
+        NON_FINITE
     ),
     reduce!(
         argmax_keepdim,
         ALL,
         ErrorModel::Rounded,
         &[],
-        OutputCheck::Argmax
+        OutputCheck::Argmax,
+        NON_FINITE
     ),
     method!(exp(), ErrorModel::Elementwise, one_2d),
     method!(log(), ErrorModel::Elementwise, |c, rng| one_2d_mapped(
@@ -867,40 +954,58 @@ pub static OPS: &[Op] = &[
         c, rng, positive
     )),
     method!(tanh(), ErrorModel::Elementwise, one_2d),
-    method!(relu(), ErrorModel::Rounded, |c, rng| one_2d_mapped(
-        c, rng, off_kinks
-    )),
+    method!(
+        relu(),
+        ErrorModel::Rounded,
+        |c, rng| one_2d_mapped(c, rng, off_kinks),
+        values: NON_FINITE
+    ),
     method!(gelu(), ErrorModel::Activation, one_2d),
     method!(gelu_erf(), ErrorModel::Activation, one_2d),
     method!(affine(2.0, 0.5), ErrorModel::Rounded, one_2d),
     method!(powf(1.5), ErrorModel::Elementwise, |c, rng| one_2d_mapped(
         c, rng, positive
     )),
-    method!(clamp(-1.0, 1.0), ErrorModel::Rounded, |c, rng| {
-        one_2d_mapped(c, rng, off_kinks)
-    }),
+    method!(
+        clamp(-1.0, 1.0),
+        ErrorModel::Rounded,
+        |c, rng| one_2d_mapped(c, rng, off_kinks),
+        values: NON_FINITE
+    ),
     reduce!(
         mean_keepdim,
         FLOATS,
         ErrorModel::Sum,
         &[0],
-        OutputCheck::Values
+        OutputCheck::Values,
+        REDUCTION
     ),
     reduce!(
         min_keepdim,
         ALL,
         ErrorModel::Rounded,
         &[0],
-        OutputCheck::Values
+        OutputCheck::Values,
+        NON_FINITE
     ),
     reduce!(
         argmin_keepdim,
         ALL,
         ErrorModel::Rounded,
         &[],
-        OutputCheck::Argmin
+        OutputCheck::Argmin,
+        NON_FINITE
     ),
-    reduce!(cumsum, FLOATS, ErrorModel::Sum, &[0], OutputCheck::Values),
+    // No long rows: candle's cumsum multiplies by an n×n triangular matrix (16 GiB in f32 at
+    // 65,536).
+    reduce!(
+        cumsum,
+        FLOATS,
+        ErrorModel::Sum,
+        &[0],
+        OutputCheck::Values,
+        SCAN
+    ),
     Op {
         name: "layer_norm",
         call: "candle_nn::ops::layer_norm(&x, &alpha, &beta, 1e-5)",
@@ -928,6 +1033,72 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::NormalisedAffine,
         indexed: false,
         layout_pairs: false,
+        values: REDUCTION,
+    },
+    // The modules the models hold: contiguous input goes to the fused op above (no backward),
+    // anything else to a two-pass path built from tensor ops, computed in f32 for f16/bf16.
+    Op {
+        name: "layer_norm_module",
+        call: "candle_nn::LayerNorm::new(alpha, beta, 1e-5).forward(&x)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            vec![
+                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
+                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
+                data("beta", c, c.dtype(), &[k(c, 1)], rng),
+            ]
+        },
+        candle: |_, t| {
+            use candle_nn::Module as _;
+            candle_nn::LayerNorm::new(t[1].clone(), t[2].clone(), 1e-5).forward(&t[0])
+        },
+        oracle: |_, h| oracle::layer_norm(&h[0], &h[1], &h[2], 1e-5).into(),
+        code: |_, v| {
+            format!(
+                "candle_nn::Module::forward(&candle_nn::LayerNorm::new({}.clone(), {}.clone(), 1e-5), &{})?",
+                v[1], v[2], v[0]
+            )
+        },
+        grads: &[0, 1, 2],
+        check: OutputCheck::Values,
+        error: ErrorModel::NormalisedAffine,
+        indexed: false,
+        layout_pairs: false,
+        values: REDUCTION,
+    },
+    Op {
+        name: "rms_norm_module",
+        call: "candle_nn::RmsNorm::new(alpha, 1e-5).forward(&x)",
+        dtypes: FLOATS,
+        aux: NONE,
+        variants: &["-"],
+        knobs: 2,
+        inputs: |c, rng| {
+            vec![
+                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
+                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
+            ]
+        },
+        candle: |_, t| {
+            use candle_nn::Module as _;
+            candle_nn::RmsNorm::new(t[1].clone(), 1e-5).forward(&t[0])
+        },
+        oracle: |_, h| oracle::rms_norm(&h[0], &h[1], 1e-5).into(),
+        code: |_, v| {
+            format!(
+                "candle_nn::Module::forward(&candle_nn::RmsNorm::new({}.clone(), 1e-5), &{})?",
+                v[1], v[0]
+            )
+        },
+        grads: &[0, 1],
+        check: OutputCheck::Values,
+        error: ErrorModel::Normalised,
+        indexed: false,
+        layout_pairs: false,
+        values: REDUCTION,
     },
     rope!(rope_i, interleaved: true, thd: false),
     rope!(rope, interleaved: false, thd: false),
@@ -968,6 +1139,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: false,
         layout_pairs: true,
+        values: &[],
     },
     Op {
         name: "embedding",
@@ -1006,6 +1178,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: true,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "nll",
@@ -1023,6 +1196,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "cross_entropy",
@@ -1040,6 +1214,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::LogNormalised,
         indexed: false,
         layout_pairs: false,
+        values: REDUCTION,
     },
     Op {
         name: "sort_last_dim",
@@ -1058,6 +1233,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Rounded,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
     Op {
         name: "adamw_step",
@@ -1091,8 +1267,22 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Activation,
         indexed: false,
         layout_pairs: false,
+        values: &[],
     },
 ];
+
+impl Op {
+    /// The dim of the first input that the op reduces: the cell's dim for ops over `DIMS`, the
+    /// last (1) for the rest. Every op with value classes takes a 2-D first input whose dims are
+    /// knobs 0 and 1 (`value_classes_reach_the_reduced_dim` checks it).
+    pub fn reduced_dim(&self, cell: &Cell) -> usize {
+        if self.variants == DIMS {
+            cell.variant
+        } else {
+            1
+        }
+    }
+}
 
 pub fn find(name: &str) -> Option<&'static Op> {
     OPS.iter().find(|o| o.name == name)

@@ -42,6 +42,10 @@ pub fn is_skip_index(dtype: DType, v: f64) -> bool {
         DType::U8 => v == u8::MAX as f64,
         DType::U32 => v == u32::MAX as f64,
         DType::I64 => v >= i64::MAX as f64,
+        #[cfg(feature = "i16-i32")]
+        DType::I16 => v == i16::MAX as f64,
+        #[cfg(feature = "i16-i32")]
+        DType::I32 => v == i32::MAX as f64,
         _ => false,
     }
 }
@@ -425,12 +429,26 @@ pub fn sum_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
     Ok(out(t.dtype, shape, values))
 }
 
+/// The largest (`f64::max`) or smallest (`f64::min`) of a line, NaN where the line holds one:
+/// PyTorch's convention (`f64::max` alone would skip the NaN).
+pub fn extreme(l: &[f64], pick: fn(f64, f64) -> f64) -> f64 {
+    if l.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    l.iter().cloned().reduce(pick).unwrap_or(f64::NAN)
+}
+
+/// The first position of `m` in `l` (of a NaN when `m` is NaN, as PyTorch's argmax reports).
+pub fn position_of(l: &[f64], m: f64) -> usize {
+    l.iter()
+        .position(|&x| x == m || m.is_nan() && x.is_nan())
+        .unwrap_or(0)
+}
+
 /// `t.max_keepdim(dim)`.
 pub fn max_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
     check_dim(t, dim)?;
-    let (shape, values) = reduce_lines(t, dim, |l| {
-        l.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-    });
+    let (shape, values) = reduce_lines(t, dim, |l| extreme(l, f64::max));
     Ok(out(t.dtype, shape, values))
 }
 
@@ -439,8 +457,8 @@ pub fn max_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
 pub fn argmax_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
     check_dim(t, dim)?;
     let (shape, values) = reduce_lines(t, dim, |l| {
-        let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        l.iter().position(|&x| x == m).unwrap_or(0) as f64
+        let m = extreme(l, f64::max);
+        position_of(l, m) as f64
     });
     Ok(out(DType::U32, shape, values))
 }
@@ -456,9 +474,9 @@ pub fn is_argmax(t: &HostTensor, got: &HostTensor, dim: usize) -> bool {
             let line: Vec<f64> = (0..len)
                 .map(|i| t.values[(o * len + i) * inner + r])
                 .collect();
-            let m = line.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let m = extreme(&line, f64::max);
             let i = got.values[o * inner + r] as usize;
-            i < len && line[i] == m
+            i < len && (line[i] == m || m.is_nan() && line[i].is_nan())
         })
     })
 }

@@ -95,7 +95,7 @@ pub fn mean_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
 /// `x.min_keepdim(dim)`.
 pub fn min_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
     check_dim(t, dim)?;
-    let (shape, values) = reduce_lines(t, dim, |l| l.iter().cloned().fold(f64::INFINITY, f64::min));
+    let (shape, values) = reduce_lines(t, dim, |l| super::sweep_ops::extreme(l, f64::min));
     Ok(out(t.dtype, shape, values))
 }
 
@@ -104,8 +104,8 @@ pub fn min_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
 pub fn argmin_keepdim(t: &HostTensor, dim: usize) -> OracleResult {
     check_dim(t, dim)?;
     let (shape, values) = reduce_lines(t, dim, |l| {
-        let m = l.iter().cloned().fold(f64::INFINITY, f64::min);
-        l.iter().position(|&x| x == m).unwrap_or(0) as f64
+        let m = super::sweep_ops::extreme(l, f64::min);
+        super::sweep_ops::position_of(l, m) as f64
     });
     Ok(out(DType::U32, shape, values))
 }

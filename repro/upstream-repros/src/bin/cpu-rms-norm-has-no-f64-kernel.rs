@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `cpu-rms-norm-has-no-f64-kernel`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `rms-norm-fwd-unimplemented` (seed 9690919847424682342);
+//! `rms-norm-fwd-unimplemented` (seed 601714433705228514);
 //! regenerate rather than edit. Depends on candle-core and candle-nn.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.

@@ -3,7 +3,7 @@
 //! Minimal repro for the root cause
 //! `cuda-rmsnorm-kernel-computes-f64-in-f32`,
 //! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `rms-norm-fwd-wrong-result` (seed 9690919847424682342);
+//! `rms-norm-fwd-wrong-result` (seed 8360621054508108290);
 //! regenerate rather than edit. Depends on candle-core and candle-nn.
 //! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
 //! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
