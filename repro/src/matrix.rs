@@ -279,12 +279,27 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
                     ids.insert(id);
                 }
             }
+            // An op counts as swept for an id when it completed and, for an id that names an
+            // i16/i32 index or condition, when this build swept that dtype (a run that does not
+            // record its dtypes is taken to have swept them all).
             let completed: std::collections::BTreeSet<String> = j["ops"]
                 .as_object()
                 .into_iter()
                 .flatten()
                 .filter(|(_, o)| o["completed"] == true)
-                .map(|(k, _)| k.clone())
+                .flat_map(|(k, o)| {
+                    let aux: Vec<String> = o["aux_dtypes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| d.as_str().map(str::to_string))
+                        .collect();
+                    let narrow = ["i16", "i32"]
+                        .into_iter()
+                        .filter(|d| aux.is_empty() || aux.iter().any(|a| a == d))
+                        .map(|d| format!("{k}/{d}"));
+                    std::iter::once(k.clone()).chain(narrow).collect::<Vec<_>>()
+                })
                 .collect();
             seen.push((version.clone(), backend.to_string(), ids, completed));
         }
@@ -306,7 +321,7 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
                 ("diverges", Bug::Present)
             } else if masked {
                 ("masked by a forward divergence", Bug::Unknown)
-            } else if completed.contains(op) {
+            } else if completed.contains(&swept_as(op, id)) {
                 ("agrees", Bug::Absent)
             } else {
                 ("not swept", Bug::Unknown)
@@ -322,6 +337,15 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
         }
     }
     Ok(cells)
+}
+
+/// The key `completed` holds for an id: its op, or `op/i16` / `op/i32` for an id that names
+/// one of those index or condition dtypes (`…-unimplemented-i32-index`).
+fn swept_as(op: &str, id: &str) -> String {
+    ["i16", "i32"]
+        .into_iter()
+        .find(|d| id.contains(&format!("-{d}-")))
+        .map_or_else(|| op.to_string(), |d| format!("{op}/{d}"))
 }
 
 /// What follows a divergence id's category: the layouts (and hazard) its cells need.
@@ -490,6 +514,25 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_naming_i16_or_i32_counts_only_where_that_dtype_was_swept() {
+        assert_eq!(
+            swept_as("index_add", "index-add-bwd-dst-unimplemented-i32-index"),
+            "index_add/i32"
+        );
+        assert_eq!(
+            swept_as(
+                "scatter_add",
+                "scatter-add-fwd-error-mismatch-i16-index-index-past-end"
+            ),
+            "scatter_add/i16"
+        );
+        assert_eq!(
+            swept_as("index_add", "index-add-fwd-unimplemented-src-transposed"),
+            "index_add"
+        );
+    }
 
     fn run(dir: &Path, backend: &str, case: &str, verdict: &str, cpu_diverges: bool) {
         let d = dir.join(backend);

@@ -150,14 +150,16 @@ pub fn int_max(dtype: DType) -> f64 {
     }
 }
 
-/// Rounds a value to what `dtype` can hold, the way a conversion from f64 would.
+/// Rounds a value to what `dtype` can hold: floats round to nearest; an unsigned integer out of
+/// range wraps (an integer sum that overflows keeps the dtype's modular arithmetic; every other
+/// integer the harness holds is in range, where this is the identity).
 pub fn round_to(dtype: DType, x: f64) -> f64 {
     match dtype {
         DType::F16 => f16::from_f64(x).to_f64(),
         DType::BF16 => bf16::from_f64(x).to_f64(),
         DType::F32 => x as f32 as f64,
-        DType::U8 => x as u8 as f64,
-        DType::U32 => x as u32 as f64,
+        DType::U8 => (x as i128).rem_euclid(1 << 8) as f64,
+        DType::U32 => (x as i128).rem_euclid(1 << 32) as f64,
         DType::I64 => x as i64 as f64,
         #[cfg(feature = "i16-i32")]
         DType::I16 => x as i16 as f64,

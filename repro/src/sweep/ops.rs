@@ -129,48 +129,35 @@ const EVERY_INT: &[DType] = &[DType::U8, DType::U32, DType::I64, DType::I16, DTy
 const EVERY_INT: &[DType] = INDEX;
 const DIMS: &[&str] = &["dim 0", "dim 1"];
 
-/// NaN, +inf and -inf, each first, in the middle and last of every reduced line.
-const NON_FINITE: &[Values] = &[
-    Values::Nan(Place::First),
-    Values::Nan(Place::Middle),
-    Values::Nan(Place::Last),
-    Values::PosInf(Place::First),
-    Values::PosInf(Place::Middle),
-    Values::PosInf(Place::Last),
-    Values::NegInf(Place::First),
-    Values::NegInf(Place::Middle),
-    Values::NegInf(Place::Last),
-];
-/// The non-finite classes plus offset rows and large magnitudes.
-const SCAN: &[Values] = &[
-    Values::Nan(Place::First),
-    Values::Nan(Place::Middle),
-    Values::Nan(Place::Last),
-    Values::PosInf(Place::First),
-    Values::PosInf(Place::Middle),
-    Values::PosInf(Place::Last),
-    Values::NegInf(Place::First),
-    Values::NegInf(Place::Middle),
-    Values::NegInf(Place::Last),
-    Values::Offset,
-    Values::Large,
-];
-/// The non-finite classes plus offset rows, large magnitudes and long rows: for the ops that
-/// accumulate along a line.
-const REDUCTION: &[Values] = &[
-    Values::Nan(Place::First),
-    Values::Nan(Place::Middle),
-    Values::Nan(Place::Last),
-    Values::PosInf(Place::First),
-    Values::PosInf(Place::Middle),
-    Values::PosInf(Place::Last),
-    Values::NegInf(Place::First),
-    Values::NegInf(Place::Middle),
-    Values::NegInf(Place::Last),
-    Values::Offset,
-    Values::Large,
-    Values::Long,
-];
+/// The value classes of an op: NaN, +inf and -inf, each first, in the middle and last of every
+/// reduced line, then the classes given.
+macro_rules! value_classes {
+    ($($extra:ident),*) => {
+        &[
+            Values::Nan(Place::First),
+            Values::Nan(Place::Middle),
+            Values::Nan(Place::Last),
+            Values::PosInf(Place::First),
+            Values::PosInf(Place::Middle),
+            Values::PosInf(Place::Last),
+            Values::NegInf(Place::First),
+            Values::NegInf(Place::Middle),
+            Values::NegInf(Place::Last),
+            $(Values::$extra),*
+        ]
+    };
+}
+
+/// For max/min and their arg, relu and clamp: only NaN and ±inf change what they compute.
+const NON_FINITE: &[Values] = value_classes!();
+/// For cumsum: no long rows (candle's cumsum multiplies by an n×n triangular matrix, 16 GiB in
+/// f32 at 65,536).
+const SCAN: &[Values] = value_classes!(Offset, Large);
+/// For the ops that accumulate along a line.
+const REDUCTION: &[Values] = value_classes!(Offset, Large, Long);
+/// For `sum_keepdim`, the one reduction that takes integers: the reduction classes plus a u8/u32
+/// sum that wraps.
+const SUM: &[Values] = value_classes!(Offset, Large, Long, Overflow);
 const NONE: (&[DType], &str) = (&[], "");
 
 fn data(role: &'static str, c: &Cell, dtype: DType, shape: &[usize], rng: &mut Rng) -> Input {
@@ -573,7 +560,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: true,
         layout_pairs: false,
-        values: &[],
+        values: &[Values::Overflow],
     },
     Op {
         name: "index_add",
@@ -599,7 +586,7 @@ pub static OPS: &[Op] = &[
         error: ErrorModel::Sum,
         indexed: true,
         layout_pairs: false,
-        values: &[],
+        values: &[Values::Overflow],
     },
     Op {
         name: "cat",
@@ -928,7 +915,7 @@ pub static OPS: &[Op] = &[
         ErrorModel::Sum,
         &[0],
         OutputCheck::Values,
-        REDUCTION
+        SUM
     ),
     reduce!(
         max_keepdim,
@@ -996,8 +983,6 @@ pub static OPS: &[Op] = &[
         OutputCheck::Argmin,
         NON_FINITE
     ),
-    // No long rows: candle's cumsum multiplies by an n×n triangular matrix (16 GiB in f32 at
-    // 65,536).
     reduce!(
         cumsum,
         FLOATS,

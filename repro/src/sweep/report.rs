@@ -33,6 +33,10 @@ pub struct OpSummary {
     pub cells_run: usize,
     pub cells_diverging: usize,
     pub completed: bool,
+    /// The index, condition or target dtypes this build swept the op with (a build for candle
+    /// before 0.9.2 has no i16/i32), so the version matrix can tell "agrees" from "not swept".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aux_dtypes: Vec<String>,
     /// Why the op did not run every planned cell: a child crashed or hung outside a cell, or
     /// the budget ran out.
     #[serde(skip_serializing_if = "Option::is_none")]

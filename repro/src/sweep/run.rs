@@ -494,6 +494,7 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, Error> {
                 cells_run: run,
                 cells_diverging: g.diverging.get(op.name).map_or(0, |s| s.len()),
                 completed: done,
+                aux_dtypes: op.aux.0.iter().map(|d| d.as_str().to_string()).collect(),
                 incomplete: reason,
             },
         );
