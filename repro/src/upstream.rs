@@ -352,21 +352,40 @@ pub fn representative<'a>(
             let s = d.repro.as_ref().expect("filtered");
             let values = s.evidence.inputs.iter().flat_map(|i| i.values.iter());
             let integers = values.clone().all(|v| v.fract() == 0.0 && v.abs() < 1e6);
+            // Elements by shape: evidence keeps only the first values of a long row.
+            let elements: usize = s
+                .evidence
+                .inputs
+                .iter()
+                .map(|i| i.shape.iter().product::<usize>())
+                .sum();
             (
                 !s.reproduced_on_rerun,
                 category_rank(&d.category),
                 std::cmp::Reverse(d.backends.len()),
                 !integers,
-                values.count(),
+                elements,
                 d.id.clone(),
             )
         })
 }
 
-/// `dtype shape [values]` with every value (the sweep's evidence keeps the first 12).
+/// `dtype shape [values]` with every value (the sweep's evidence keeps the first 12), up to 64
+/// of them; a longer output (a softmax over a 4,085-element row) keeps its first 12 and `…`.
 fn full(h: &HostTensor) -> String {
-    let v: Vec<String> = h.values.iter().map(|x| format!("{x}")).collect();
-    format!("{} {:?} [{}]", h.dtype.as_str(), h.shape, v.join(", "))
+    let shown = if h.values.len() > 64 {
+        12
+    } else {
+        h.values.len()
+    };
+    let v: Vec<String> = h.values[..shown].iter().map(|x| format!("{x}")).collect();
+    let more = if shown < h.values.len() { ", …" } else { "" };
+    format!(
+        "{} {:?} [{}{more}]",
+        h.dtype.as_str(),
+        h.shape,
+        v.join(", ")
+    )
 }
 
 /// The oracle's answer for the representative's pass, complete: the recorded one unless it was
