@@ -244,6 +244,19 @@ fn one_2d_mapped(c: &Cell, rng: &mut Rng, f: fn(f64) -> f64) -> Vec<Input> {
     vec![x]
 }
 
+/// A normalisation's inputs: `x` of `[knob 0, knob 1]`, `alpha` (and `beta` for layer_norm)
+/// of `[knob 1]`.
+fn norm_inputs(c: &Cell, rng: &mut Rng, with_beta: bool) -> Vec<Input> {
+    let mut inputs = vec![
+        data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
+        data("alpha", c, c.dtype(), &[k(c, 1)], rng),
+    ];
+    if with_beta {
+        inputs.push(data("beta", c, c.dtype(), &[k(c, 1)], rng));
+    }
+    inputs
+}
+
 /// Inputs of log, sqrt and powf: `|x| + 1/4`, inside the domain and away from 0.
 fn positive(v: f64) -> f64 {
     v.abs() + 0.25
@@ -809,12 +822,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["-"],
         knobs: 2,
-        inputs: |c, rng| {
-            vec![
-                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
-                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
-            ]
-        },
+        inputs: |c, rng| norm_inputs(c, rng, false),
         candle: |_, t| candle_nn::ops::rms_norm(&t[0], &t[1], 1e-5),
         oracle: |_, h| oracle::rms_norm(&h[0], &h[1], 1e-5).into(),
         code: |_, v| format!("candle_nn::ops::rms_norm(&{}, &{}, 1e-5)?", v[0], v[1]),
@@ -998,13 +1006,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["-"],
         knobs: 2,
-        inputs: |c, rng| {
-            vec![
-                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
-                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
-                data("beta", c, c.dtype(), &[k(c, 1)], rng),
-            ]
-        },
+        inputs: |c, rng| norm_inputs(c, rng, true),
         candle: |_, t| candle_nn::ops::layer_norm(&t[0], &t[1], &t[2], 1e-5),
         oracle: |_, h| oracle::layer_norm(&h[0], &h[1], &h[2], 1e-5).into(),
         code: |_, v| {
@@ -1029,13 +1031,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["-"],
         knobs: 2,
-        inputs: |c, rng| {
-            vec![
-                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
-                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
-                data("beta", c, c.dtype(), &[k(c, 1)], rng),
-            ]
-        },
+        inputs: |c, rng| norm_inputs(c, rng, true),
         candle: |_, t| {
             use candle_nn::Module as _;
             candle_nn::LayerNorm::new(t[1].clone(), t[2].clone(), 1e-5).forward(&t[0])
@@ -1061,12 +1057,7 @@ pub static OPS: &[Op] = &[
         aux: NONE,
         variants: &["-"],
         knobs: 2,
-        inputs: |c, rng| {
-            vec![
-                data("x", c, c.dtype(), &[k(c, 0), k(c, 1)], rng),
-                data("alpha", c, c.dtype(), &[k(c, 1)], rng),
-            ]
-        },
+        inputs: |c, rng| norm_inputs(c, rng, false),
         candle: |_, t| {
             use candle_nn::Module as _;
             candle_nn::RmsNorm::new(t[1].clone(), 1e-5).forward(&t[0])
