@@ -1061,6 +1061,7 @@ fn expected_vs_actual(run: &SweepRun, d: &SweepDivergence, repro: &Repro, data: 
     if !s.reproduced_on_rerun {
         let what = match d.category.as_str() {
             "wrong-result" => "a wrong result",
+            "non-finite" => "a wrong result on NaN or ±inf",
             "crash" => "a crash",
             "unimplemented" => "a failure on a valid call",
             _ => "an error unlike the CPU's",
