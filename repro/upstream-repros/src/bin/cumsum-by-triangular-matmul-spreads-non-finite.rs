@@ -1,4 +1,4 @@
-//! cumsum spreads a NaN or ±inf to the positions before it (and ±inf becomes NaN): it is a matmul with a triangular 0/1 matrix, and 0 × inf is NaN (cpu and cuda)
+//! cumsum turns every position before a NaN or ±inf into NaN: it is a matmul with a triangular 0/1 matrix, and 0 × NaN and 0 × inf are NaN (cpu and cuda)
 //!
 //! Minimal repro for the root cause
 //! `cumsum-by-triangular-matmul-spreads-non-finite`,

@@ -1,4 +1,4 @@
-//! max / min / argmax / argmin drop a NaN: the CPU unless it is the first element of the row, CUDA wherever it is (PyTorch returns NaN and its index) (cpu and cuda)
+//! max / min / argmax / argmin drop a NaN unless it is the first element of the row, and CUDA's max / min drop it even then (PyTorch returns NaN and its index) (cpu and cuda)
 //!
 //! Minimal repro for the root cause
 //! `max-min-reductions-drop-nan`,
