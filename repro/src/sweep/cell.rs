@@ -120,6 +120,12 @@ pub fn long_value(i: usize) -> f64 {
     (i % 16) as f64 / 16.0
 }
 
+/// Whether `values` start a long row (at least `min` of them, each `long_value(i)`): what a
+/// report and a repro write as the formula instead of the numbers.
+pub fn is_long_row(values: &[f64], min: usize) -> bool {
+    values.len() >= min && values.iter().enumerate().all(|(i, &v)| v == long_value(i))
+}
+
 impl Values {
     pub fn is_plain(&self) -> bool {
         *self == Values::Plain

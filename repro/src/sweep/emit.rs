@@ -34,13 +34,7 @@ fn shape_code(shape: &[usize]) -> String {
 
 /// Source that builds `h` (contiguous, on the CPU, in its dtype) and moves it to `dev`.
 fn tensor_code(h: &HostTensor) -> String {
-    if h.values.len() >= 64
-        && h.dtype.is_float()
-        && h.values
-            .iter()
-            .enumerate()
-            .all(|(i, &v)| v == cell::long_value(i))
-    {
+    if h.dtype.is_float() && cell::is_long_row(&h.values, 64) {
         return format!(
             "Tensor::from_vec((0..{n}).map(|i| (i % 16) as f64 / 16.0).collect::<Vec<f64>>(), {}, &Device::Cpu)?.to_dtype(DType::{:?})?.to_device(dev)?",
             shape_code(&h.shape),

@@ -122,13 +122,7 @@ fn compact(values: &mut Vec<f64>, long_row: bool) {
 /// Values as a report's table writes them: `1, 2.5, NaN`, with `, …` where evidence kept only
 /// the first of `total`.
 pub fn values_text(values: &[f64], total: usize) -> String {
-    let long_row = values.len() >= KEPT
-        && values.len() < total
-        && values
-            .iter()
-            .enumerate()
-            .all(|(i, &v)| v == cell::long_value(i));
-    if long_row {
+    if values.len() < total && cell::is_long_row(values, KEPT) {
         return format!("(i mod 16)/16 for i in 0..{total}");
     }
     let v: Vec<String> = values.iter().map(|x| format!("{x}")).collect();
