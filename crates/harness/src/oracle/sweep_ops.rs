@@ -38,16 +38,7 @@ pub(super) fn check_dim(t: &HostTensor, dim: usize) -> Result<(), Rejection> {
 /// treat it as a hole (gather / index_select write 0, scatter / index_add skip it), though no
 /// doc comment says so; the oracle follows the code, so the sweep checks that backends agree.
 pub fn is_skip_index(dtype: DType, v: f64) -> bool {
-    match dtype {
-        DType::U8 => v == u8::MAX as f64,
-        DType::U32 => v == u32::MAX as f64,
-        DType::I64 => v >= i64::MAX as f64,
-        #[cfg(feature = "i16-i32")]
-        DType::I16 => v == i16::MAX as f64,
-        #[cfg(feature = "i16-i32")]
-        DType::I32 => v == i32::MAX as f64,
-        _ => false,
-    }
+    super::is_index_dtype(dtype) && v >= crate::host::int_max(dtype)
 }
 
 /// Every index must name a row that exists (`0 <= i < size`) or be the "no index" value.
