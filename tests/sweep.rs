@@ -144,8 +144,8 @@ fn no_stale_sweep_snapshots() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Every observed divergence and every suite case is one symptom of exactly one root cause in
-/// `repro/root-causes.toml`, and the manifest's `root_cause` agrees with that file.
+/// Every observed divergence and every suite case is claimed by exactly one bug file in
+/// `repro/bugs/`, and every claim is an observed divergence or a case.
 fn one_root_cause_per_divergence() -> Result<(), Failed> {
     let root = &workspace_root();
     let causes =
@@ -155,7 +155,7 @@ fn one_root_cause_per_divergence() -> Result<(), Failed> {
     for (key, r) in &causes {
         for id in &r.ids {
             if let Some(other) = owner.insert(id, key) {
-                return Err(format!("{id} is under two root causes: {other} and {key}").into());
+                return Err(format!("{id} is claimed by two bug files: {other} and {key}").into());
             }
             let exists = match id.strip_prefix("case:") {
                 Some(case) => repro::cases::all().iter().any(|c| c.name == case),
@@ -163,26 +163,23 @@ fn one_root_cause_per_divergence() -> Result<(), Failed> {
             };
             if !exists {
                 return Err(format!(
-                    "root cause {key} lists {id}, which is no observed divergence or case"
+                    "repro/bugs/{key}.md claims {id}, which is no observed divergence or case"
                 )
                 .into());
             }
         }
     }
-    for (id, k) in known.entries.iter().filter(|(_, k)| k.observed) {
-        match (owner.get(id.as_str()), k.root_cause.as_deref()) {
-            (Some(o), Some(r)) if *o == r => {}
-            (o, r) => {
-                return Err(format!(
-                    "{id}: manifest root_cause {r:?}, repro/root-causes.toml lists it under {o:?}"
-                )
-                .into())
-            }
+    for (id, _) in known.entries.iter().filter(|(_, k)| k.observed) {
+        if !owner.contains_key(id.as_str()) {
+            return Err(format!(
+                "{id} is observed but no bug file claims it: add it to the `claims` of its root cause in repro/bugs/ (or a new file there)"
+            )
+            .into());
         }
     }
     for c in repro::cases::all() {
         if !owner.contains_key(format!("case:{}", c.name).as_str()) {
-            return Err(format!("case {} has no root cause", c.name).into());
+            return Err(format!("case {} has no bug file claiming it", c.name).into());
         }
     }
     Ok(())

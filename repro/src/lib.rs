@@ -1,5 +1,6 @@
 //! The cases and the command line shared by their binaries.
 
+pub mod bugs;
 pub mod cases;
 pub mod child;
 pub mod cli;

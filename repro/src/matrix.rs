@@ -7,12 +7,12 @@
 
 use crate::error::Error;
 use crate::sweep::known::RootCause;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
     Present,
@@ -20,7 +20,7 @@ pub enum Bug {
     Unknown,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
     pub case: String,
     pub version: String,
@@ -31,7 +31,7 @@ pub struct Cell {
     pub bug: Bug,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Transition {
     pub case: String,
     pub backend: String,
@@ -40,12 +40,12 @@ pub struct Transition {
     pub to_version: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Matrix {
     pub versions: Vec<String>,
     pub cells: Vec<Cell>,
     pub transitions: Vec<Transition>,
-    /// One row per (bug root cause of repro/root-causes.toml, backend): its ids folded together.
+    /// One row per (root cause of repro/bugs/, backend): its ids folded together.
     pub root_causes: Vec<RootCauseRow>,
 }
 
@@ -55,7 +55,7 @@ pub const PATCHED: &str = "patched";
 /// A root cause on one backend across the versions: present where any of its ids shows, absent
 /// where none shows and at least one id's op ran without it (an op the version lacks says
 /// nothing), unknown where none ran.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RootCauseRow {
     pub root_cause: String,
     pub backend: String,
@@ -442,7 +442,7 @@ fn root_cause_markdown(m: &Matrix) -> String {
     if m.root_causes.is_empty() {
         return String::new();
     }
-    let mut md = format!("## Root causes: introduced in\n\nOne row per root cause of `repro/root-causes.toml` and backend, its ids folded together: `shows` where any of them diverged, `absent` where none did and at least one's op ran (an op the version lacks says nothing), `—` where none ran there. \"Introduced in\" is the first release that shows it after a release without it; \"X or earlier\" when the oldest release that ran already shows it. `{PATCHED}` is the pinned release with `patches/` applied (scripts/patched.sh), not a release, and takes no part in either column.\n\n");
+    let mut md = format!("## Root causes: introduced in\n\nOne row per root cause (`repro/bugs/`) and backend, its ids folded together: `shows` where any of them diverged, `absent` where none did and at least one's op ran (an op the version lacks says nothing), `—` where none ran there. \"Introduced in\" is the first release that shows it after a release without it; \"X or earlier\" when the oldest release that ran already shows it. `{PATCHED}` is the pinned release with `patches/` applied (scripts/patched.sh), not a release, and takes no part in either column.\n\n");
     let _ = writeln!(
         md,
         "| root cause | backend | {} | introduced in | fixed in |",
@@ -503,6 +503,36 @@ pub fn write(
     let md_path = out.join("matrix.md");
     let json_path = out.join("matrix.json");
     harness::report::write_atomic(&md_path, &markdown(&m, runs)).map_err(|e| io(&md_path, e))?;
+    harness::report::write_atomic(
+        &json_path,
+        &(serde_json::to_string_pretty(&m).unwrap() + "\n"),
+    )
+    .map_err(|e| io(&json_path, e))?;
+    Ok(vec![md_path, json_path])
+}
+
+/// `repro matrix-report --refold`: the root-cause rows of an existing `matrix.json` folded
+/// again from its cells with the current bug files (after bug files merge or split root causes),
+/// without the per-version runs; `matrix.md` keeps its list of runs.
+pub fn refold(out: &Path, root_causes: &Path) -> Result<Vec<PathBuf>, Error> {
+    let causes = crate::sweep::known::load_root_causes(root_causes)?;
+    let json_path = out.join("matrix.json");
+    let md_path = out.join("matrix.md");
+    let mut m: Matrix = serde_json::from_value(read_json(&json_path)?)
+        .map_err(|e| Error::BadInput(format!("{}: {e}", json_path.display())))?;
+    let old_md = std::fs::read_to_string(&md_path)
+        .map_err(|e| Error::BadInput(format!("{}: {e}", md_path.display())))?;
+    let runs = old_md
+        .find("## Runs\n")
+        .map(|i| &old_md[i..])
+        .ok_or_else(|| {
+            Error::BadInput(format!("{} has no `## Runs` section", md_path.display()))
+        })?;
+    m.root_causes = root_cause_rows(&m.versions, &m.cells, &causes);
+    let md = markdown(&m, &[]);
+    let md = format!("{}{runs}", md.trim_end_matches("## Runs\n\n"));
+    let io = |p: &Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
+    harness::report::write_atomic(&md_path, &md).map_err(|e| io(&md_path, e))?;
     harness::report::write_atomic(
         &json_path,
         &(serde_json::to_string_pretty(&m).unwrap() + "\n"),
@@ -607,10 +637,17 @@ mod tests {
             cell("sweep:x", PATCHED, Bug::Absent),
             cell("sweep:y", PATCHED, Bug::Absent),
         ];
-        let cause: RootCause = toml::from_str(
-            "title = \"t\"\nbackends = [\"cuda\"]\nids = [\"x\", \"y\"]\nsource = \"s\"\nquote = \"q\"\nexplanation = \"e\"",
+        let bug = crate::bugs::parse(
+            "cause",
+            "+++\ntitle = \"t\"\naction = \"new-issue\"\nseverity = \"error\"\nclaims = [\"x\", \"y\"]\n+++\nLead.\n## Cause\nc\n## Fix\nf\n",
         )
         .unwrap();
+        let cause = RootCause {
+            title: "t".into(),
+            backends: vec!["cuda".into()],
+            ids: vec!["x".into(), "y".into()],
+            bug,
+        };
         let causes = BTreeMap::from([("cause".to_string(), cause)]);
         let rows = root_cause_rows(&versions, &cells, &causes);
         assert_eq!(rows.len(), 1);

@@ -1,16 +1,19 @@
-//! One upstream text per root cause: `reports/upstream/<root-cause>.md`, generated from the
-//! observed runs, never hand-written. A text is a new issue, or a comment for the open upstream
-//! issue that already covers the root cause (`upstream` is an issue whose `upstream_status` says
-//! it is open). Each carries a minimal repro built from the shrunk sweep cell of one
-//! representative id, also written to `repro/upstream-repros/src/bin/<root-cause>.rs` so CI
-//! compiles it. The per-id texts under `reports/sweep/<backend>/` stay as the evidence.
+//! One upstream text per bug file: `reports/upstream/<root-cause>.md`. The prose (lead, cause,
+//! fix, quotes, what to do upstream) comes from `repro/bugs/<root-cause>.md`, written by a person
+//! who read candle's source; everything a run knows is added here: a short repro built from the
+//! shrunk sweep cell of one representative id (also written to
+//! `repro/upstream-repros/src/bin/<root-cause>.rs`, which CI compiles and runs on the CPU), the
+//! answer each backend gave with a label computed by judging that answer again, the
+//! environment, and the releases that show it. The part to paste ends at a `<details>` fold
+//! under which the evidence goes.
 //!
-//! Inputs: `repro/root-causes.toml` (what was read in candle's source), `repro/sweep-known.toml`
-//! and `repro/expected.toml` (what runs observed, per backend), `reports/sweep/*/sweep.json`
-//! (the shrunk cells and their evidence), `reports/<backend>/<case>.json` (suite cases) and
-//! `reports/matrix.json` (which candle versions show each id). Everything below `load` is a
-//! pure function of that data.
+//! Inputs: the bug files, `repro/sweep-known.toml` and `repro/expected.toml` (what runs
+//! observed, per backend), `reports/sweep/*/sweep.json` (the shrunk cells and their evidence),
+//! `reports/<backend>/<case>.json` (suite cases) and `reports/matrix.json` (which candle versions
+//! show each id). `load` refuses a report folder without those runs; everything below it is a
+//! pure function of the data.
 
+use crate::bugs::{Action, Bug, Quote};
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::sweep::exec;
@@ -29,8 +32,6 @@ pub const TEXT_DIR: &str = "upstream";
 pub const REPRO_DIR: &str = "repro/upstream-repros/src/bin";
 /// Where a later step puts a fix per root cause (`<key>.patch`); linked when present.
 pub const PATCH_DIR: &str = "patches/candle-0.11.1";
-/// The committed texts sit in `reports/upstream/`: links are relative to that folder.
-const TO_ROOT: &str = "../../";
 
 /// A sweep report's target device, as `harness::device::DeviceInfo` writes it.
 pub type Target = harness::device::DeviceInfo;
@@ -38,6 +39,8 @@ pub type Target = harness::device::DeviceInfo;
 #[derive(Clone, Debug, Deserialize)]
 pub struct SweepDivergence {
     pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
     pub op: String,
     pub pass: String,
     pub category: String,
@@ -98,9 +101,66 @@ pub struct Data {
     /// (case, backend) → its suite report.
     pub cases: BTreeMap<(String, String), CaseRun>,
     pub matrix: VersionMatrix,
-    /// Files a text may link to that exist, relative to the workspace root
-    /// (`reports/sweep/cuda/<id>.md`, `patches/candle-0.11.1/<key>.patch`).
-    pub files: BTreeSet<String>,
+    /// The candle release the texts are about (the workspace's pin).
+    pub pinned: String,
+    /// The commit candle's pinned crates were published from: quotes link there.
+    pub candle_commit: String,
+    /// `patches/candle-0.11.1/<file>` → its text, for every patch a bug file names.
+    pub patches: BTreeMap<String, String>,
+    /// What the repro programs printed when run on a GPU machine (`OUTPUTS`), if recorded.
+    pub outputs: Option<Outputs>,
+}
+
+/// Where the recorded output of the repro programs lives, under the report folder.
+pub const OUTPUTS: &str = "upstream/outputs/cuda.txt";
+
+/// `upstream/outputs/cuda.txt`: `# ` header lines (the machine), then per program
+/// `=== <name> <hash of its source>`, its output, `=== exit <code>`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outputs {
+    pub machine: Vec<String>,
+    /// name → (source hash, output, exit code).
+    pub programs: BTreeMap<String, (String, String, i32)>,
+}
+
+/// FNV-1a, 64 bits, as `repro/upstream-repros/build.rs` hashes each program it embeds.
+pub fn fnv1a(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    });
+    format!("{h:016x}")
+}
+
+impl Outputs {
+    pub fn parse(text: &str) -> Result<Outputs, String> {
+        let mut o = Outputs::default();
+        let mut current: Option<(String, String)> = None;
+        for line in text.lines() {
+            if let Some(h) = line.strip_prefix("# ") {
+                o.machine.push(h.to_string());
+            } else if let Some(code) = line.strip_prefix("=== exit ") {
+                let (head, out) = current.take().ok_or("`=== exit` before `=== <name>`")?;
+                let (name, hash) = head
+                    .split_once(' ')
+                    .ok_or_else(|| format!("`=== {head}` names no source hash"))?;
+                let code = code
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name}: exit {code:?}"))?;
+                o.programs
+                    .insert(name.to_string(), (hash.to_string(), out, code));
+            } else if let Some(head) = line.strip_prefix("=== ") {
+                current = Some((head.trim().to_string(), String::new()));
+            } else if let Some((_, out)) = current.as_mut() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        if current.is_some() {
+            return Err("the last program has no `=== exit` line".into());
+        }
+        Ok(o)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,32 +231,42 @@ fn case_run(v: &serde_json::Value) -> CaseRun {
     }
 }
 
-/// Reads every input. `root` is the workspace root (manifests, patches), `report_dir` the
-/// folder holding `sweep/`, `<backend>/` and `matrix.json`.
+/// Reads every input. `root` is the workspace root (manifests, bug files, patches),
+/// `report_dir` the folder holding `sweep/`, `<backend>/` and `matrix.json`. Refuses (one line,
+/// before anything is written) a report folder that lacks the sweep of a backend the manifest
+/// observed divergences on, a sweep of another candle release than the pinned one, or a
+/// missing version matrix: texts generated from a partial set would be wrong, and writing them
+/// would delete the committed repros as stale.
 pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
     let root_causes = known::load_root_causes(&root.join(known::ROOT_CAUSES_PATH))?;
     let known_set = KnownSet::load(&root.join(known::DEFAULT_PATH))?;
     let case_names: Vec<&str> = crate::cases::all().iter().map(|c| c.name).collect();
     let suite = Manifest::load(&root.join(crate::manifest::DEFAULT_PATH), &case_names)?.entries;
+    let pinned = harness::device::CANDLE_VERSION.to_string();
     let mut sweeps = BTreeMap::new();
     let mut cases = BTreeMap::new();
-    let mut files = BTreeSet::new();
     for b in crate::manifest::BACKENDS {
         let p = report_dir.join("sweep").join(b).join("sweep.json");
+        let observed_here = known_set
+            .entries
+            .values()
+            .any(|k| k.observed && k.backends.iter().any(|x| x == b));
         if p.is_file() {
             let run: SweepRun = serde_json::from_value(read_json(&p)?)
                 .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
-            sweeps.insert(b.to_string(), run);
-        }
-        for id in known_set.entries.keys() {
-            if report_dir
-                .join("sweep")
-                .join(b)
-                .join(format!("{id}.md"))
-                .is_file()
-            {
-                files.insert(format!("reports/sweep/{b}/{id}.md"));
+            if run.candle_version != pinned {
+                return Err(Error::BadInput(format!(
+                    "{} is a run of candle {}, the texts are about the pinned {pinned}: nothing written",
+                    p.display(),
+                    run.candle_version
+                )));
             }
+            sweeps.insert(b.to_string(), run);
+        } else if observed_here {
+            return Err(Error::BadInput(format!(
+                "{} is missing, and repro/sweep-known.toml holds divergences observed on {b}: give the report folder of a complete run (default `reports`); nothing written",
+                p.display()
+            )));
         }
         for case in &case_names {
             let json = report_dir.join(b).join(format!("{case}.json"));
@@ -206,34 +276,54 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
                     case_run(&read_json(&json)?),
                 );
             }
-            if report_dir.join(b).join(format!("{case}.md")).is_file() {
-                files.insert(format!("reports/{b}/{case}.md"));
-            }
         }
     }
-    for key in root_causes.keys() {
-        let patch = format!("{PATCH_DIR}/{key}.patch");
-        if root.join(&patch).is_file() {
-            files.insert(patch);
+    let mut patches = BTreeMap::new();
+    for r in root_causes.values() {
+        for p in &r.bug.front.patches {
+            let path = root.join(PATCH_DIR).join(p);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::BadInput(format!(
+                    "repro/bugs/{}.md names the patch {p}: {e}",
+                    r.bug.key
+                ))
+            })?;
+            patches.insert(p.clone(), text);
         }
     }
     let mut matrix = VersionMatrix::default();
     let mp = report_dir.join("matrix.json");
-    if mp.is_file() {
-        let m = read_json(&mp)?;
-        matrix.versions = m["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        for c in m["cells"].as_array().into_iter().flatten() {
-            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-            matrix
-                .bug
-                .insert((s("case"), s("backend"), s("version")), s("bug"));
-        }
+    if !mp.is_file() {
+        return Err(Error::BadInput(format!(
+            "{} is missing (the versions that show each bug); nothing written",
+            mp.display()
+        )));
     }
+    let m = read_json(&mp)?;
+    matrix.versions = m["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for c in m["cells"].as_array().into_iter().flatten() {
+        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+        matrix
+            .bug
+            .insert((s("case"), s("backend"), s("version")), s("bug"));
+    }
+    let op = report_dir.join(OUTPUTS);
+    let outputs = if op.is_file() {
+        let text = std::fs::read_to_string(&op)
+            .map_err(|e| Error::BadInput(format!("{}: {e}", op.display())))?;
+        Some(Outputs::parse(&text).map_err(|e| Error::BadInput(format!("{}: {e}", op.display())))?)
+    } else {
+        None
+    };
+    let sources = crate::bugs::Sources::find(&pinned)?;
+    let candle_commit = sources
+        .commit("candle-core/src/lib.rs")
+        .map_err(Error::BadInput)?;
     Ok(Data {
         root_causes,
         known: known_set,
@@ -241,76 +331,50 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
         sweeps,
         cases,
         matrix,
-        files,
+        pinned,
+        candle_commit,
+        patches,
+        outputs,
     })
 }
 
 // ---------------------------------------------------------------------------------------------
 // What a text says: pure functions of `Data`.
 
-/// The backends runs observed a root cause on: the manifest's backends of its sweep ids; for a
-/// suite case, the backends whose verdict is `reproduced` (and the CPU where it disagrees with
-/// the oracle).
-pub fn observed_backends(r: &RootCause, data: &Data) -> Vec<String> {
-    let mut out = BTreeSet::new();
-    for id in &r.ids {
-        match id.strip_prefix("case:") {
-            Some(case) => {
-                for (b, e) in data.suite.get(case).into_iter().flatten() {
-                    if e.verdict == "reproduced" {
-                        out.insert(b.clone());
-                    }
-                    if e.cpu_vs_oracle.as_deref() == Some("disagrees") {
-                        out.insert("cpu".to_string());
-                    }
-                }
-            }
-            None => {
-                if let Some(k) = data.known.entries.get(id) {
-                    out.extend(k.backends.iter().cloned());
-                }
-            }
-        }
-    }
-    out.into_iter().collect()
+/// The backends runs observed a root cause on.
+pub fn observed_backends(r: &RootCause) -> Vec<String> {
+    r.backends.clone()
 }
 
-/// The issue title: `[cuda] ` in front where only CUDA shows it (a leading "CUDA " then goes).
-pub fn title(key: &str, r: &RootCause, backends: &[String]) -> String {
-    if RootCause::is_bug(key) && backends == ["cuda"] {
-        format!(
-            "[cuda] {}",
-            r.title.strip_prefix("CUDA ").unwrap_or(&r.title)
-        )
-    } else {
-        r.title.clone()
+/// `#3253` for an issue or pull request number.
+fn issue_link(n: u32) -> String {
+    format!("[#{n}]({UPSTREAM}/issues/{n})")
+}
+
+/// The upstream repository; links go only there.
+pub const UPSTREAM: &str = "https://github.com/huggingface/candle";
+
+/// The action column of the filing plan and STATUS.md.
+pub fn action_cell(b: &Bug) -> String {
+    match (b.front.action, b.front.target) {
+        (Action::Comment, Some(n)) => format!("comment on {}", issue_link(n)),
+        (Action::PrExists, Some(n)) => format!("confirm on PR {}", issue_link(n)),
+        (Action::Question, Some(n)) => format!("question on {}", issue_link(n)),
+        (Action::Question, None) => "question (new issue)".into(),
+        (Action::NotABug, _) => "not a bug: nothing to file".into(),
+        _ => "new issue".into(),
     }
 }
 
-/// The open upstream issue a text comments on instead of filing a new one: `upstream` is an
-/// issue (not a pull request) and `upstream_status` says it is open ("open (…)" or "#N open (…)")
-/// without saying that part of the root cause has no issue ("No issue found for …": then the
-/// issue covers only part of it and the text is a new issue that cites it).
-pub fn comment_target(r: &RootCause) -> Option<&str> {
-    if !r.upstream.contains("/issues/") {
-        return None;
-    }
-    let status = r.upstream_status.trim();
-    let status = match status.strip_prefix('#') {
-        Some(rest) => rest
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .trim_start(),
-        None => status,
-    };
-    let partial = r.upstream_status.to_lowercase().contains("no issue found");
-    (status.starts_with("open") && !partial).then_some(r.upstream.as_str())
-}
-
-/// `#3253` for an issue or pull request URL.
-fn short_ref(url: &str) -> String {
-    match url.rsplit('/').next() {
-        Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => format!("#{n}"),
-        _ => url.to_string(),
+/// What the person filing does with the text, in one line (above the text, not pasted).
+fn filing_line(b: &Bug) -> String {
+    match (b.front.action, b.front.target) {
+        (Action::Comment, Some(n)) => format!("Post everything above the fold as a comment on {UPSTREAM}/issues/{n}."),
+        (Action::PrExists, Some(n)) => format!("Post everything above the fold as a comment on the pull request {UPSTREAM}/pull/{n}."),
+        (Action::Question, Some(n)) => format!("Ask on {UPSTREAM}/issues/{n}: post everything above the fold as a comment."),
+        (Action::Question, None) => format!("Open a new issue at {UPSTREAM}/issues/new asking the question: the title, then everything above the fold."),
+        (Action::NotABug, _) => "Not for filing: this records why the claim is not a candle bug.".into(),
+        _ => format!("Open a new issue at {UPSTREAM}/issues/new: the title, then everything above the fold."),
     }
 }
 
@@ -370,8 +434,8 @@ pub fn representative<'a>(
         })
 }
 
-/// `dtype shape [values]` with every value (the sweep's evidence keeps the first 12), up to 64
-/// of them; a longer output (a softmax over a 4,085-element row) keeps its first 12 and `…`.
+/// `dtype shape [values]` with every value up to 64 of them; a longer output keeps its first 12
+/// and `…`.
 fn full(h: &HostTensor) -> String {
     let shown = if h.values.len() > 64 {
         12
@@ -388,26 +452,43 @@ fn full(h: &HostTensor) -> String {
     )
 }
 
-/// The oracle's answer for the representative's pass, complete: the recorded one unless it was
-/// cut at 12 values, else computed again from the cell (the oracle is plain Rust).
-pub fn expected_answer(op: &Op, s: &Shrunk) -> Result<String, Error> {
+/// The expected answer for the representative's pass, computed again from the cell (the
+/// oracle is plain Rust): one line, and candle's own `Display` of it (what the program prints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expected {
+    pub line: String,
+    pub display: String,
+}
+
+fn display_of(h: &HostTensor) -> String {
+    let shape: Vec<usize> = h.shape.clone();
+    candle_core::Tensor::from_vec(h.values.clone(), shape, &candle_core::Device::Cpu)
+        .and_then(|t| t.to_dtype(h.dtype))
+        .map(|t| format!("{t}"))
+        .unwrap_or_else(|e| format!("(cannot show: {e})"))
+}
+
+pub fn expected_answer(op: &Op, s: &Shrunk) -> Result<Expected, Error> {
     let pass = &s.finding.pass;
     let recorded = s
         .evidence
         .reference
         .get(pass)
         .ok_or_else(|| Error::BadInput(format!("{}: no reference for {pass}", s.id)))?;
-    if !recorded.contains('…') {
-        return Ok(recorded.clone());
-    }
     let inputs = exec::prepare(op, &s.cell);
-    let again = match pass.strip_prefix("backward ") {
+    let (line, display) = match pass.strip_prefix("backward ") {
         None => {
             let hosts: Vec<HostTensor> = inputs.iter().map(|i| i.host.clone()).collect();
             match (op.oracle)(&s.cell, &hosts) {
-                Reference::Values(v) => full(&v),
-                Reference::Rejected(r) => format!("rejects the call: {}", r.reason),
-                Reference::Unspecified(w) => format!("unspecified: {w}"),
+                Reference::Values(v) => (full(&v), display_of(&v)),
+                Reference::Rejected(r) => {
+                    let t = format!("rejects the call: {}", r.reason);
+                    (t.clone(), format!("error ({})", r.reason))
+                }
+                Reference::Unspecified(w) => {
+                    let t = format!("unspecified: {w}");
+                    (t.clone(), t)
+                }
             }
         }
         Some(role) => {
@@ -423,17 +504,39 @@ pub fn expected_answer(op: &Op, s: &Shrunk) -> Result<String, Error> {
                 .iter()
                 .position(|&i| inputs[i].role == role)
                 .ok_or_else(|| Error::BadInput(format!("{}: {role} has no gradient", s.id)))?;
-            full(&grads[at])
+            let mut g = grads[at].clone();
+            let line = full(&g);
+            // Central differences are good to about 1e-8 of the terms: nine significant digits
+            // say what they know (1.5, not 1.4999999999876221).
+            for v in &mut g.values {
+                if v.is_finite() && *v != 0.0 {
+                    *v = format!("{v:.8e}")
+                        .parse()
+                        .expect("a formatted float parses");
+                }
+            }
+            let display = display_of(&g);
+            let head = recorded.trim_end_matches("…]").trim_end_matches(", ");
+            if !line.starts_with(head) {
+                return Err(Error::BadInput(format!(
+                    "{}: the oracle now gives `{line}` where the run recorded `{recorded}`",
+                    s.id
+                )));
+            }
+            return Ok(Expected {
+                line: format!("≈ {}", full(&g)),
+                display,
+            });
         }
     };
     let head = recorded.trim_end_matches("…]").trim_end_matches(", ");
-    if !again.starts_with(head) {
+    if !line.starts_with(head) {
         return Err(Error::BadInput(format!(
-            "{}: the oracle now gives `{again}` where the run recorded `{recorded}`",
+            "{}: the oracle now gives `{line}` where the run recorded `{recorded}`",
             s.id
         )));
     }
-    Ok(again)
+    Ok(Expected { line, display })
 }
 
 /// The cell regenerated from its seed must give the inputs the run recorded.
@@ -460,20 +563,44 @@ fn check_inputs(op: &Op, s: &Shrunk) -> Result<(), Error> {
     }
 }
 
-/// A standalone program and the `Cargo.toml` it needs.
+/// A standalone program and what it needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Repro {
     /// The representative id.
     pub id: String,
     /// `main.rs` (before formatting).
     pub source: String,
-    pub cargo_toml: String,
     pub uses_nn: bool,
-    pub expected: String,
+    pub uses_cuda: bool,
+    pub expected: Expected,
+    pub candle_version: String,
+}
+
+impl Repro {
+    /// The dependency lines a `cargo new` project adds.
+    pub fn dependencies(&self) -> String {
+        let features = if self.uses_cuda {
+            ", features = [\"cuda\"]"
+        } else {
+            ""
+        };
+        let mut deps = format!(
+            "candle-core = {{ version = \"={}\"{features} }}",
+            self.candle_version
+        );
+        if self.uses_nn {
+            let _ = write!(
+                deps,
+                "\ncandle-nn = {{ version = \"={}\"{features} }}",
+                self.candle_version
+            );
+        }
+        deps
+    }
 }
 
 /// The repro of a root cause from its representative's shrunk cell.
-pub fn repro(key: &str, r: &RootCause, data: &Data) -> Result<Option<Repro>, Error> {
+pub fn repro(r: &RootCause, data: &Data) -> Result<Option<Repro>, Error> {
     let Some((run, d)) = representative(r, data) else {
         return Ok(None);
     };
@@ -482,106 +609,20 @@ pub fn repro(key: &str, r: &RootCause, data: &Data) -> Result<Option<Repro>, Err
         .ok_or_else(|| Error::BadInput(format!("{}: unknown op {}", d.id, d.op)))?;
     check_inputs(op, s)?;
     let expected = expected_answer(op, s)?;
-    let body = crate::sweep::emit::run_body(op, s);
-    let uses_nn = body.code.contains("candle_nn::");
-    let var = if body.uses_var { ", Var" } else { "" };
-    let deps = if uses_nn {
-        "candle-core and candle-nn"
-    } else {
-        "candle-core"
-    };
-    let backends = observed_backends(r, data);
-    let source = format!(
-        r#"//! {title}
-//!
-//! Minimal repro for the root cause
-//! `{key}`,
-//! built by `cargo run -p repro -- upstream` from the shrunk sweep cell of
-//! `{id}` (seed {seed});
-//! regenerate rather than edit. Depends on {deps}.
-//! Run: `cargo run --release --features cuda -- cuda` (or `-- metal`, `-- cpu`). It prints the
-//! CPU's result, the device's and the expected answer (a plain-Rust oracle), one line each.
-
-use candle_core::{{DType, Device, Tensor{var}}};
-
-/// The expected answer ({pass}): {how}.
-const EXPECTED: &str = {expected:?};
-
-fn device() -> candle_core::Result<Device> {{
-    match std::env::args().nth(1).as_deref() {{
-        Some("cpu") => Ok(Device::Cpu),
-        Some("metal") => Device::new_metal(0),
-        _ => Device::new_cuda(0),
-    }}
-}}
-
-/// dtype, shape and values (read on the CPU as f64).
-fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {{
-    let desc = format!("{{}} {{:?}}", t.dtype().as_str(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    Ok((desc, v))
-}}
-
-fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {{
-{code}}}
-
-/// What `run` gave on `dev`, in one line: the result, the error, or a panic.
-fn outcome(dev: &Device) -> String {{
-    // AssertUnwindSafe: on macOS `Device` holds a `MetalDevice`, which is not `RefUnwindSafe`.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(dev))) {{
-        Ok(Ok((desc, v))) if v.is_empty() && desc == "no gradient" => desc,
-        Ok(Ok((desc, v))) => {{
-            let v: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-            format!("{{desc}} [{{}}]", v.join(", "))
-        }}
-        // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-        Ok(Err(e)) => format!("error: {{}}", e.to_string().lines().next().unwrap_or("")),
-        Err(_) => "panicked".to_string(),
-    }}
-}}
-
-fn main() -> candle_core::Result<()> {{
-    let dev = device()?;
-    println!("cpu:      {{}}", outcome(&Device::Cpu));
-    if !dev.is_cpu() {{
-        let tag = format!("{{}}:", if dev.is_cuda() {{ "cuda" }} else {{ "metal" }});
-        println!("{{tag:<10}}{{}}", outcome(&dev));
-    }}
-    println!("expected: {{EXPECTED}}");
-    Ok(())
-}}
-"#,
-        title = title(key, r, &backends),
-        id = d.id,
-        seed = s.cell.seed,
-        pass = s.finding.pass,
-        how = if s.finding.pass.starts_with("backward ") {
-            "central finite differences of the plain-Rust oracle, in f64"
-        } else {
-            "the plain-Rust oracle, in f64, rounded once to the output dtype"
-        },
-        code = body.code,
-    );
-    let nn = if uses_nn {
-        format!("candle-nn = \"={}\"\n", run.candle_version)
-    } else {
-        String::new()
-    };
-    let cuda = if uses_nn {
-        r#"["candle-core/cuda", "candle-nn/cuda"]"#
-    } else {
-        r#"["candle-core/cuda"]"#
-    };
-    let cargo_toml = format!(
-        "[package]\nname = \"candle-repro\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncandle-core = \"={v}\"\n{nn}\n[features]\ncuda = {cuda}\n",
-        v = run.candle_version
-    );
+    let devices: Vec<&str> = r
+        .backends
+        .iter()
+        .map(String::as_str)
+        .filter(|b| *b != "cpu")
+        .collect();
+    let p = crate::sweep::emit::program(op, s, &devices);
     Ok(Some(Repro {
         id: d.id.clone(),
-        source,
-        cargo_toml,
-        uses_nn,
+        source: p.source,
+        uses_nn: p.uses_nn,
+        uses_cuda: p.uses_cuda,
         expected,
+        candle_version: run.candle_version.clone(),
     }))
 }
 
@@ -593,168 +634,138 @@ fn matrix_key(id: &str) -> String {
     }
 }
 
-/// Which candle versions show the root cause: one line per distinct pattern over the versions.
-pub fn versions_section(r: &RootCause, data: &Data) -> String {
-    // Releases only: `patched` (the pin with patches/ applied) is reported on its own line.
-    let versions: &Vec<String> = &data
+/// Consecutive versions as ranges: `0.9.2–0.11.1`, or a list where a version is missing.
+fn version_span(all: &[String], shown: &[&str]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let flush = |run: &mut Vec<&str>, parts: &mut Vec<String>| {
+        match run.len() {
+            0 => {}
+            1 | 2 => parts.extend(run.iter().map(|v| v.to_string())),
+            _ => parts.push(format!("{}–{}", run[0], run[run.len() - 1])),
+        }
+        run.clear();
+    };
+    for v in all {
+        if shown.contains(&v.as_str()) {
+            run.push(v);
+        } else {
+            flush(&mut run, &mut parts);
+        }
+    }
+    flush(&mut run, &mut parts);
+    parts.join(", ")
+}
+
+/// Which candle releases show the root cause, per backend, in one line: from the version
+/// matrix, every claimed id folded together (shows where any did, absent where none did and one
+/// ran). Then whether the patched pin still shows it.
+pub fn versions_line(r: &RootCause, data: &Data) -> String {
+    let releases: Vec<String> = data
         .matrix
         .versions
         .iter()
         .filter(|v| v.as_str() != crate::matrix::PATCHED)
         .cloned()
         .collect();
-    if versions.is_empty() {
-        return "No version matrix was recorded (reports/matrix.json).\n".into();
+    if releases.is_empty() {
+        return "no version matrix was recorded".into();
     }
-    let patched_run = data
-        .matrix
-        .versions
-        .iter()
-        .any(|v| v == crate::matrix::PATCHED);
-    // (id, backend) → its bug with the patches applied.
-    let mut with_patches: Vec<(String, String)> = Vec::new();
-    // (id, backend) pairs the runs observed → their bug per version.
-    let mut patterns: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
-    for id in &r.ids {
-        let backends: Vec<String> = match id.strip_prefix("case:") {
-            Some(_) => observed_backends(
-                &RootCause {
-                    ids: vec![id.clone()],
-                    ..r.clone()
-                },
-                data,
-            ),
-            None => data
-                .known
-                .entries
-                .get(id)
-                .map(|k| k.backends.clone())
-                .unwrap_or_default(),
-        };
-        for b in backends {
-            if patched_run {
-                let bug = data
+    let mut parts = Vec::new();
+    let mut patched: BTreeSet<&str> = BTreeSet::new();
+    for b in &r.backends {
+        let state = |v: &str| -> &str {
+            let mut any_absent = false;
+            for id in &r.ids {
+                match data
                     .matrix
                     .bug
-                    .get(&(
-                        matrix_key(id),
-                        b.clone(),
-                        crate::matrix::PATCHED.to_string(),
-                    ))
-                    .cloned()
-                    .unwrap_or_else(|| "not run".into());
-                with_patches.push((format!("`{}` on {b}", id.trim_start_matches("case:")), bug));
+                    .get(&(matrix_key(id), b.clone(), v.to_string()))
+                    .map(String::as_str)
+                {
+                    Some("present") => return "present",
+                    Some("absent") => any_absent = true,
+                    _ => {}
+                }
             }
-            let p: Vec<String> = versions
+            if any_absent {
+                "absent"
+            } else {
+                "unknown"
+            }
+        };
+        let shows: Vec<&str> = releases
+            .iter()
+            .map(String::as_str)
+            .filter(|v| state(v) == "present")
+            .collect();
+        let absent: Vec<&str> = releases
+            .iter()
+            .map(String::as_str)
+            .filter(|v| state(v) == "absent")
+            .collect();
+        let ran = shows.len() + absent.len();
+        let mut text = if shows.is_empty() {
+            format!("{b}: not shown in the {ran} releases that ran")
+        } else {
+            format!("{b}: shows in {}", version_span(&releases, &shows))
+        };
+        let first = releases.iter().position(|v| state(v) == "present");
+        let before: Vec<&str> = releases[..first.unwrap_or(0)]
+            .iter()
+            .map(String::as_str)
+            .filter(|v| state(v) == "absent")
+            .collect();
+        if !before.is_empty() {
+            let _ = write!(text, " (not in {})", version_span(&releases, &before));
+        } else if !shows.is_empty() && absent.is_empty() {
+            let oldest_run = releases
                 .iter()
-                .map(|v| {
-                    data.matrix
-                        .bug
-                        .get(&(matrix_key(id), b.clone(), v.clone()))
-                        .cloned()
-                        .unwrap_or_else(|| "not run".into())
-                })
-                .collect();
-            patterns
-                .entry(p)
-                .or_default()
-                .push(format!("`{}` on {b}", id.trim_start_matches("case:")));
+                .position(|v| state(v) != "unknown")
+                .unwrap_or(0);
+            if oldest_run == 0 {
+                let _ = write!(text, " (every release tested)");
+            } else {
+                let _ = write!(text, " (the oldest release run on {b})");
+            }
         }
+        let after: Vec<&str> = match first {
+            Some(f) => releases[f..]
+                .iter()
+                .map(String::as_str)
+                .filter(|v| state(v) == "absent")
+                .collect(),
+            None => vec![],
+        };
+        if !after.is_empty() {
+            let _ = write!(text, "; absent again in {}", after.join(", "));
+        }
+        parts.push(text);
+        let p = state(crate::matrix::PATCHED);
+        patched.insert(p);
     }
-    let all = versions.join(", ");
-    if patterns.is_empty() {
-        return "No run observed it, so no version shows it.\n".into();
-    }
-    if patterns.len() == 1 && patterns.keys().all(|p| p.iter().all(|b| b == "present")) {
-        return format!(
-            "Shows in every version tested ({all}) on every backend it was observed on: introduced before {}.\n{}",
-            versions[0],
-            patched_line(&with_patches)
+    let mut line = parts.join("; ");
+    let has_patch = !r.bug.front.patches.is_empty();
+    if has_patch
+        && data
+            .matrix
+            .versions
+            .iter()
+            .any(|v| v == crate::matrix::PATCHED)
+    {
+        let _ = write!(
+            line,
+            "; 0.11.1 with the patches applied: {}",
+            if patched.len() == 1 && patched.contains("absent") {
+                "gone"
+            } else if patched.contains("present") {
+                "still shows"
+            } else {
+                "not run"
+            }
         );
     }
-    let mut md = String::new();
-    for (p, who) in &patterns {
-        let present: Vec<&str> = versions
-            .iter()
-            .zip(p)
-            .filter(|(_, b)| *b == "present")
-            .map(|(v, _)| v.as_str())
-            .collect();
-        let absent: Vec<&str> = versions
-            .iter()
-            .zip(p)
-            .filter(|(_, b)| *b == "absent")
-            .map(|(v, _)| v.as_str())
-            .collect();
-        let what = if present.len() == versions.len() {
-            format!("shows in every version tested ({all})")
-        } else if let Some(first) = p.iter().position(|b| b == "present") {
-            let before: Vec<&str> = versions[..first]
-                .iter()
-                .zip(p)
-                .filter(|(_, b)| *b == "absent")
-                .map(|(v, _)| v.as_str())
-                .collect();
-            if !before.is_empty() && first > 0 {
-                format!(
-                    "regression: {} computed it, {} fails",
-                    before.join(" and "),
-                    present.join(" and ")
-                )
-            } else {
-                format!(
-                    "fails in {}; computed in {}",
-                    present.join(", "),
-                    if absent.is_empty() {
-                        "none".to_string()
-                    } else {
-                        absent.join(", ")
-                    }
-                )
-            }
-        } else {
-            let shown: Vec<String> = versions
-                .iter()
-                .zip(p)
-                .map(|(v, b)| format!("{v}: {b}"))
-                .collect();
-            format!("not shown in the matrix ({})", shown.join(", "))
-        };
-        let _ = writeln!(md, "- {what}: {}", who.join(", "));
-    }
-    md.push_str(&patched_line(&with_patches));
-    md
-}
-
-/// The `patched` column of the matrix for a root cause's ids, in one line.
-fn patched_line(with_patches: &[(String, String)]) -> String {
-    if with_patches.is_empty() {
-        return String::new();
-    }
-    let of = |bug: &str| -> Vec<&str> {
-        with_patches
-            .iter()
-            .filter(|(_, b)| b == bug)
-            .map(|(w, _)| w.as_str())
-            .collect()
-    };
-    let mut parts = Vec::new();
-    for (bug, words) in [
-        ("absent", "gone"),
-        ("present", "still shows"),
-        ("not run", "not run"),
-        ("unknown", "not swept"),
-    ] {
-        let who = of(bug);
-        if !who.is_empty() {
-            parts.push(format!("{words}: {}", who.join(", ")));
-        }
-    }
-    format!(
-        "- with every patch of `patches/` applied to the pinned release (`{}`, `scripts/patched.sh`): {}\n",
-        crate::matrix::PATCHED,
-        parts.join("; ")
-    )
+    line
 }
 
 /// Compute capability is a property of the chip; stated for the GPUs this project ran on when a
@@ -763,327 +774,228 @@ fn known_compute_capability(name: &str) -> Option<&'static str> {
     (name.contains("H100") || name.contains("H200")).then_some("9.0")
 }
 
-const NOT_RECORDED: &str = "not recorded by this run";
-
-/// Environment lines for the sweep runs whose evidence the text cites.
-pub fn environment_section(runs: &[&SweepRun], data: &Data) -> String {
-    let mut md = String::new();
-    let versions = if data.matrix.versions.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; the Versions section compares {}",
-            data.matrix.versions.join(", ")
-        )
-    };
-    let candle: BTreeSet<&str> = runs.iter().map(|r| r.candle_version.as_str()).collect();
-    let candle: Vec<&str> = candle.into_iter().collect();
-    let _ = writeln!(
-        md,
-        "- candle {} (candle-core and candle-nn) for the runs below{versions}",
-        candle.join(", ")
-    );
-    for run in runs {
-        let t = &run.target;
-        let os = t.os.clone().or_else(|| {
-            // The suite, run on the same device model and driver, records its OS.
-            data.cases
-                .values()
-                .find(|c| {
-                    c.target.backend == t.backend
-                        && c.target.name == t.name
-                        && c.target.driver == t.driver
-                })
-                .and_then(|c| {
-                    c.os.as_ref().map(|os| {
-                        format!(
-                            "not recorded by the sweep; the suite run on the same {} and driver recorded {os}{}",
-                            if t.backend == "cpu" { "CPU" } else { "device model" },
-                            c.arch.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
-                        )
-                    })
-                })
-        });
-        let os = os.unwrap_or_else(|| NOT_RECORDED.into());
-        let rustc = t.rustc.clone().unwrap_or_else(|| NOT_RECORDED.into());
-        match t.backend.as_str() {
-            "cuda" => {
-                let cc =
-                    t.compute_capability
-                        .clone()
-                        .unwrap_or_else(|| match known_compute_capability(&t.name) {
-                            Some(cc) => format!("{cc} (a property of the chip; {NOT_RECORDED})"),
-                            None => NOT_RECORDED.into(),
-                        });
-                let _ = writeln!(
-                    md,
-                    "- {} sweep: {} ({}), driver {}, compute capability {cc}; CUDA version supported by the driver: {}; CUDA toolkit the kernels were built with: {}; the CPU reference ran on the same host",
-                    t.backend,
-                    t.name,
-                    t.location,
-                    t.driver.as_deref().unwrap_or(NOT_RECORDED),
-                    t.cuda_driver_api.as_deref().unwrap_or(NOT_RECORDED),
-                    t.cuda_toolkit.as_deref().unwrap_or(NOT_RECORDED),
-                );
-            }
-            "metal" => {
-                let _ = writeln!(md, "- {} sweep: {} ({})", t.backend, t.name, t.location);
-            }
-            _ => {
-                let _ = writeln!(md, "- {} sweep: {}", t.backend, t.name);
+/// The environment of a run, in one line.
+pub fn environment_line(run: &SweepRun, data: &Data) -> String {
+    let t = &run.target;
+    let os = t.os.clone().or_else(|| {
+        // The suite, run on the same device model and driver, records its OS.
+        data.cases
+            .values()
+            .find(|c| {
+                c.target.backend == t.backend
+                    && c.target.name == t.name
+                    && c.target.driver == t.driver
+            })
+            .and_then(|c| c.os.clone())
+    });
+    let mut parts = vec![format!("candle {}", run.candle_version)];
+    if let Some(os) = os {
+        parts.push(os);
+    }
+    if let Some(r) = &t.rustc {
+        parts.push(r.split(" (").next().unwrap_or(r).to_string());
+    }
+    if t.backend == "cuda" {
+        let cc = t
+            .compute_capability
+            .clone()
+            .or_else(|| known_compute_capability(&t.name).map(str::to_string));
+        let mut gpu = t.name.clone();
+        if let Some(cc) = cc {
+            let _ = write!(gpu, " (compute capability {cc})");
+        }
+        parts.push(gpu);
+        if let Some(d) = &t.driver {
+            parts.push(format!("driver {d}"));
+        }
+        match (&t.cuda_driver_api, &t.cuda_toolkit) {
+            (Some(a), Some(b)) if a == b => parts.push(format!("CUDA {a} (driver and toolkit)")),
+            (a, b) => {
+                if let Some(a) = a {
+                    parts.push(format!("CUDA driver API {a}"));
+                }
+                if let Some(b) = b {
+                    parts.push(format!("CUDA toolkit {b}"));
+                }
             }
         }
-        let _ = writeln!(md, "  - OS: {os}; rustc: {rustc}");
+    } else {
+        parts.push(t.name.clone());
     }
-    md
+    parts.join(" · ")
 }
 
-fn link(data: &Data, path: &str, label: &str) -> Option<String> {
-    data.files
-        .contains(path)
-        .then(|| format!("[{label}]({TO_ROOT}{path})"))
+/// How one backend's answer compares with the expected one: computed from the value itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    Agrees,
+    /// Refuses a call the contract forbids, as expected.
+    Refuses,
+    Differs,
+    Errors,
+    Panics,
+    /// Accepts a call the contract forbids, or refuses it unlike the other backend.
+    ErrorMismatch,
 }
 
-/// The table of ids a root cause covers, each linked to its per-id evidence.
-pub fn ids_section(r: &RootCause, data: &Data) -> String {
-    let mut md = String::from(
-        "| id | category | observed on | first seen | evidence |\n|---|---|---|---|---|\n",
-    );
-    for id in &r.ids {
-        let (category, backends, first, evidence) = match id.strip_prefix("case:") {
-            Some(case) => {
-                let bs = observed_backends(
-                    &RootCause {
-                        ids: vec![id.clone()],
-                        ..r.clone()
-                    },
-                    data,
-                );
-                let first = data
-                    .matrix
-                    .versions
-                    .iter()
-                    .find(|v| {
-                        bs.iter().any(|b| {
-                            data.matrix
-                                .bug
-                                .get(&(case.to_string(), b.clone(), (*v).clone()))
-                                == Some(&"present".to_string())
-                        })
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| "—".into());
-                let verdicts: Vec<String> = data
-                    .suite
-                    .get(case)
-                    .into_iter()
-                    .flatten()
-                    .map(|(b, e)| format!("{b}: {}", e.verdict))
-                    .collect();
-                let links: Vec<String> = crate::manifest::BACKENDS
-                    .iter()
-                    .filter_map(|b| link(data, &format!("reports/{b}/{case}.md"), b))
-                    .collect();
-                (
-                    format!("suite case ({})", verdicts.join(", ")),
-                    bs,
-                    first,
-                    links,
-                )
-            }
-            None => {
-                let k = data.known.entries.get(id);
-                let bs = k.map(|k| k.backends.clone()).unwrap_or_default();
-                let links: Vec<String> = crate::manifest::BACKENDS
-                    .iter()
-                    .filter_map(|b| link(data, &format!("reports/sweep/{b}/{id}.md"), b))
-                    .collect();
-                (
-                    k.map(|k| k.category.clone()).unwrap_or_default(),
-                    bs,
-                    k.map(|k| k.first_seen.clone()).unwrap_or_default(),
-                    links,
-                )
-            }
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Agrees => "agrees",
+            Label::Refuses => "refuses, as expected",
+            Label::Differs => "differs",
+            Label::Errors => "errors",
+            Label::Panics => "panics",
+            Label::ErrorMismatch => "answers an invalid call differently",
+        }
+    }
+
+    pub fn of(judged: Option<exec::Category>) -> Label {
+        match judged {
+            None => Label::Agrees,
+            Some(exec::Category::Crash) => Label::Panics,
+            Some(exec::Category::Unimplemented) => Label::Errors,
+            Some(exec::Category::ErrorMismatch) => Label::ErrorMismatch,
+            Some(exec::Category::WrongResult | exec::Category::NonFinite) => Label::Differs,
+        }
+    }
+}
+
+/// Each backend's recorded answer for the representative's pass, labelled by judging it again.
+pub fn labelled(d: &SweepDivergence) -> Result<Vec<(String, String, Label)>, Error> {
+    let s = d.repro.as_ref().expect("representative has a repro");
+    let op = ops::find(&d.op)
+        .ok_or_else(|| Error::BadInput(format!("{}: unknown op {}", d.id, d.op)))?;
+    let mut out = Vec::new();
+    for (b, o) in s
+        .evidence
+        .observed
+        .get(&s.finding.pass)
+        .into_iter()
+        .flatten()
+    {
+        let judged = exec::rejudge(
+            op,
+            &s.cell,
+            &s.finding.pass,
+            s.evidence.loss_weights.as_deref(),
+            o,
+        )
+        .map_err(|e| Error::BadInput(format!("{}: {e}", d.id)))?;
+        let label = match (Label::of(judged.map(|(c, _)| c)), o) {
+            (Label::Agrees, exec::Obs::Error { .. }) => Label::Refuses,
+            (l, _) => l,
         };
-        let _ = writeln!(
-            md,
-            "| `{}` | {category} | {} | {first} | {} |",
-            id.trim_start_matches("case:"),
-            if backends.is_empty() {
-                "—".to_string()
-            } else {
-                backends.join(", ")
-            },
-            if evidence.is_empty() {
-                "—".to_string()
-            } else {
-                evidence.join(" · ")
-            }
-        );
+        out.push((b.clone(), o.short(), label));
     }
-    md
+    Ok(out)
 }
 
-fn quote_block(text: &str) -> String {
-    text.lines()
+fn all_zero(o: &str) -> bool {
+    o.rsplit_once(" [")
+        .map(|(_, v)| v.trim_end_matches(']').split(", ").all(|x| x == "0"))
+        .unwrap_or(false)
+}
+
+/// The table of what each backend returned on the repro's input.
+fn results_table(
+    run: &SweepRun,
+    d: &SweepDivergence,
+    repro: &Repro,
+    program_output: Option<&str>,
+) -> Result<String, Error> {
+    let s = d.repro.as_ref().expect("representative has a repro");
+    // A run records a gradient the backward pass does not produce as zeros; whether there is
+    // one is asked again here on the CPU, and read from the program's own output on the GPU.
+    let role = s.finding.pass.strip_prefix("backward ");
+    let missing_on_cpu = match (role, ops::find(&d.op), &s.evidence.loss_weights) {
+        (Some(role), Some(op), Some(w)) => exec::gradient_missing_on_cpu(op, &s.cell, role, w),
+        _ => None,
+    };
+    let missing_on_gpu = program_output.map(|o| {
+        o.lines()
+            .any(|l| l.starts_with("Cuda") && l.contains("error: no gradient for"))
+    });
+    let mut md = format!(
+        "| | {} |\n|---|---|\n| expected | `{}` |\n",
+        if s.finding.pass == "forward" {
+            "result".to_string()
+        } else {
+            format!(
+                "gradient of {}",
+                s.finding.pass.trim_start_matches("backward ")
+            )
+        },
+        repro.expected.line
+    );
+    let backward = s.finding.pass.starts_with("backward ");
+    for (b, value, label) in labelled(d)? {
+        let name = match (b.as_str(), run.target.backend.as_str()) {
+            ("cpu", _) => "cpu".to_string(),
+            (b, t) if b == t => format!("{b} ({})", run.target.name),
+            (b, _) => b.to_string(),
+        };
+        let missing = if b == "cpu" {
+            missing_on_cpu
+        } else {
+            missing_on_gpu
+        };
+        let value = match (backward && all_zero(&value), missing) {
+            (true, Some(true)) => "no gradient (`grads.get(..)` is `None`)".to_string(),
+            (true, Some(false)) => format!("`{value}` (a zero gradient)"),
+            (true, None) => format!("`{value}` (zeros, or no gradient: not told apart)"),
+            (false, _) => format!("`{value}`"),
+        };
+        let _ = writeln!(md, "| {name}: **{}** | {value} |", label.as_str());
+    }
+    if !s.reproduced_on_rerun {
+        md.push_str("\nNondeterministic: the same input did not fail on every run.\n");
+    }
+    Ok(md)
+}
+
+fn fenced(lang: &str, body: &str) -> String {
+    let body = body.trim_end_matches('\n');
+    format!("```{lang}\n{body}\n```\n")
+}
+
+/// A quote as a fenced block headed by its file and lines, linked at candle's commit.
+fn quote_md(q: &Quote, data: &Data) -> String {
+    let lang = if q.file.ends_with(".rs") { "rust" } else { "c" };
+    let link = format!(
+        "{UPSTREAM}/blob/{}/{}#L{}",
+        data.candle_commit,
+        q.file,
+        q.lines.replace('-', "-L")
+    );
+    let code = dedent(&q.code);
+    format!(
+        "[`{}` L{}]({link}):\n{}",
+        q.file,
+        q.lines,
+        fenced(lang, &code)
+    )
+}
+
+/// Removes the indentation every non-blank line shares.
+fn dedent(code: &str) -> String {
+    let n = code
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    code.trim_matches('\n')
+        .lines()
         .map(|l| {
-            if l.is_empty() {
-                ">".to_string()
+            if l.len() >= n {
+                &l[n..]
             } else {
-                format!("> {l}")
+                l.trim_start()
             }
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `Backends:` line: where runs showed it, where the CPU computes it, Metal predictions.
-fn backends_line(r: &RootCause, data: &Data, backends: &[String]) -> String {
-    let ran: BTreeSet<&str> = data
-        .sweeps
-        .values()
-        .flat_map(|s| s.backends.iter().map(String::as_str))
-        .collect();
-    let fine: Vec<&str> = ran
-        .iter()
-        .copied()
-        .filter(|b| !backends.iter().any(|x| x == b))
-        .collect();
-    let mut s = format!(
-        "Observed on: {}",
-        if backends.is_empty() {
-            "no backend".to_string()
-        } else {
-            backends.join(", ")
-        }
-    );
-    if !fine.is_empty() {
-        let _ = write!(
-            s,
-            "; {} {} the expected answer",
-            fine.join(" and "),
-            if fine.len() == 1 {
-                "computes"
-            } else {
-                "compute"
-            }
-        );
-    }
-    let predicted = r
-        .ids
-        .iter()
-        .filter_map(|id| data.known.entries.get(id))
-        .filter(|k| k.predicted.get("metal").is_some_and(|p| p.open()))
-        .count();
-    if !ran.contains("metal") {
-        if predicted > 0 {
-            let _ = write!(
-                s,
-                ". Metal: not run; reading candle's Metal backend predicts {predicted} of these ids there too (repro/sweep-known.toml)"
-            );
-        } else {
-            s.push_str(". Metal: not run");
-        }
-    }
-    s.push('.');
-    s
-}
-
-fn all_zero(o: &exec::Obs) -> bool {
-    match o {
-        exec::Obs::Values { values, .. } => values.iter().all(|v| *v == 0.0),
-        _ => false,
-    }
-}
-
-/// Expected against what each backend did, for the representative's pass only.
-fn expected_vs_actual(run: &SweepRun, d: &SweepDivergence, repro: &Repro, data: &Data) -> String {
-    let s = d.repro.as_ref().expect("representative has a repro");
-    let op = ops::find(&d.op).map(|o| o.call).unwrap_or(&d.op);
-    let diverging = data
-        .known
-        .entries
-        .get(&d.id)
-        .map(|k| k.backends.clone())
-        .unwrap_or_else(|| d.backends.clone());
-    let mut md = format!(
-        "`{op}`, {pass} pass, on the shrunk cell of `{id}` (candle {v}):\n\n| input | dtype | shape | layout | values |\n|---|---|---|---|---|\n",
-        pass = s.finding.pass,
-        id = d.id,
-        v = run.candle_version,
-    );
-    for i in &s.evidence.inputs {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:?} | {} | {} |",
-            i.role,
-            i.dtype,
-            i.shape,
-            i.layout.as_str(),
-            exec::values_text(&i.values, i.shape.iter().product())
-        );
-    }
-    let floats = s
-        .evidence
-        .inputs
-        .iter()
-        .any(|i| i.values.iter().any(|v| v.is_finite() && v.fract() != 0.0));
-    if floats {
-        md.push_str("\nThe input values are those of the shrunk cell (random floats drawn from its seed; the shrink ended before reaching small integers). They are not replaced here: no device was available to confirm that other values still show the bug.\n");
-    }
-    let backward = s.finding.pass.starts_with("backward ");
-    let _ = write!(
-        md,
-        "\n- expected ({}): `{}`\n",
-        if backward {
-            "central finite differences of the plain-Rust oracle, in f64"
-        } else {
-            "plain-Rust oracle, in f64, rounded once to the output dtype"
-        },
-        repro.expected
-    );
-    if let Some(per) = s.evidence.observed.get(&s.finding.pass) {
-        for (b, o) in per {
-            let verdict = if diverging.contains(b) {
-                "differs"
-            } else {
-                "agrees with the oracle"
-            };
-            let _ = writeln!(md, "- {b}: `{}` — {verdict}", o.short());
-        }
-    }
-    let observed = s.evidence.observed.get(&s.finding.pass);
-    let none_is_zero = backward && observed.is_some_and(|per| per.values().any(all_zero));
-    if none_is_zero {
-        md.push_str("\nThe sweep reads a missing gradient (`grads.get(..)` is `None`) as zeros; the repro prints `no gradient` then.\n");
-    }
-    if !s.reproduced_on_rerun {
-        let what = match d.category.as_str() {
-            "wrong-result" => "a wrong result",
-            "non-finite" => "a wrong result on NaN or ±inf",
-            "crash" => "a crash",
-            "unimplemented" => "a failure on a valid call",
-            _ => "an error unlike the CPU's",
-        };
-        let _ = write!(
-            md,
-            "\n**Nondeterministic.** During the sweep this cell showed {what} on {}; run once more, it gave the lines above. The detail recorded with the finding comes from the cell the shrink started from: {}.\n",
-            d.backends.join(", "),
-            s.finding
-                .detail
-                .iter()
-                .map(|(b, t)| format!("{b}: {t}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    } else {
-        md.push_str("\nWhat differs:\n\n");
-        for (b, t) in &s.finding.detail {
-            let _ = writeln!(md, "- {b}: {t}");
-        }
-    }
-    md
 }
 
 /// The suite cases among the ids: the steps where a backend disagrees with the oracle.
@@ -1104,11 +1016,11 @@ fn cases_section(r: &RootCause, data: &Data) -> String {
         };
         let _ = writeln!(
             md,
-            "\nSuite case `{case}` (verdict on {backend}: `{}`, candle {}); the steps where a backend disagrees with the oracle:\n",
+            "\nThe case `{case}` (verdict on {backend}: `{}`, candle {}); the steps where a backend disagrees with the expected answer:\n",
             run.verdict, run.candle_version
         );
         if run.differing.is_empty() {
-            md.push_str("- none: every step agrees with the oracle on every backend\n");
+            md.push_str("- none: every step agrees on every backend\n");
         }
         for st in &run.differing {
             let _ = writeln!(
@@ -1121,188 +1033,206 @@ fn cases_section(r: &RootCause, data: &Data) -> String {
     md
 }
 
-fn fenced(lang: &str, body: &str) -> String {
-    let body = body.trim_end_matches('\n');
-    format!("```{lang}\n{body}\n```\n")
-}
-
-/// The Markdown text of one root cause. `source` is the repro's formatted `main.rs`.
-pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> String {
-    let r = &data.root_causes[key];
-    let backends = observed_backends(r, data);
-    let title = title(key, r, &backends);
-    let comment = comment_target(r);
-    let bug = RootCause::is_bug(key);
-    let h = if comment.is_some() { "###" } else { "##" };
-    let rep = representative(r, data);
-    let mut md = String::new();
-    match (bug, comment) {
-        (false, _) => {
-            let _ = write!(
-                md,
-                "# {title}\n\n**Not for filing.** Root cause `{key}`: the runs show no candle bug here; this text records why.\n"
-            );
-        }
-        (true, Some(url)) => {
-            let on: Vec<String> = backends
-                .iter()
-                .map(|b| match data.sweeps.get(b) {
-                    Some(run) if b != "cpu" => format!("{b} ({})", run.target.name),
-                    _ => b.clone(),
-                })
-                .collect();
-            let candle = rep
-                .map(|(run, _)| run.candle_version.clone())
-                .unwrap_or_default();
-            let _ = write!(
-                md,
-                "Comment for {url}\n\nAlso reproduces with candle {candle} on {}: {}. Minimal repro below.\n\n",
-                on.join(" and "),
-                lowercase_first(&r.title),
-            );
-        }
-        (true, None) => {
-            let _ = write!(md, "# {title}\n\n");
-        }
-    }
-    if bug {
-        let _ = writeln!(md, "{}", backends_line(r, data, &backends));
-        let _ = writeln!(
-            md,
-            "\n{h} Versions\n\n{}",
-            versions_section(r, data).trim_end()
-        );
-    }
-    if !r.contract.is_empty() {
-        let _ = write!(
-            md,
-            "\n{h} Documented contract\n\nThe call is valid according to candle's documentation:\n\n{}\n",
-            quote_block(&r.contract)
-        );
-    }
-    if let (Some((run, d)), Some((repro, source))) = (rep, repro) {
-        let file = format!("{}.rs", key);
-        let _ = write!(
-            md,
-            "\n{h} Minimal repro\n\nBuilt from the shrunk sweep cell of `{id}`. `Cargo.toml`:\n\n{toml}\n`src/main.rs` (also [repro/upstream-repros/src/bin/{file}]({TO_ROOT}{REPRO_DIR}/{file}), compiled by CI):\n\n{src}\nRun `cargo run --release --features cuda -- cuda`: it prints the CPU's result, the device's and the expected answer, one line each.\n",
-            id = d.id,
-            toml = fenced("toml", &repro.cargo_toml),
-            src = fenced("rust", source),
-        );
-        let _ = write!(
-            md,
-            "\n{h} Expected vs actual\n\n{}",
-            expected_vs_actual(run, d, repro, data)
-        );
-    }
-    md.push_str(&cases_section(r, data));
-    let mut runs: Vec<&SweepRun> = Vec::new();
-    if let Some((run, _)) = rep {
-        runs.push(run);
-    }
+/// What each claimed id is, where it showed and since when, for the evidence fold.
+fn claims_table(r: &RootCause, data: &Data) -> String {
+    let mut titles: BTreeMap<&str, &str> = BTreeMap::new();
     for run in data.sweeps.values() {
-        let cited = r.ids.iter().any(|id| {
-            run.divergences.iter().any(|d| &d.id == id)
-                && data
-                    .known
-                    .entries
-                    .get(id)
-                    .is_some_and(|k| k.backends.contains(&run.target.backend))
-        });
-        if cited && !runs.iter().any(|x| std::ptr::eq(*x, run)) {
-            runs.push(run);
+        for d in &run.divergences {
+            if let Some(t) = &d.title {
+                titles.entry(d.id.as_str()).or_insert(t.as_str());
+            }
         }
     }
-    if !runs.is_empty() {
-        let _ = write!(
-            md,
-            "\n{h} Environment\n\n{}",
-            environment_section(&runs, data)
-        );
-    }
-    let _ = write!(
-        md,
-        "\n{h} Root cause (from reading source)\n\n`{}`\n\n{}\n{}\n",
-        r.source,
-        fenced("rust", r.quote.trim_start_matches('\n')),
-        r.explanation
-    );
-    let patch = format!("{PATCH_DIR}/{key}.patch");
-    let patch_line = link(data, &patch, &patch)
-        .map(|l| format!("\n\nPatch against candle 0.11.1: {l}"))
-        .unwrap_or_default();
-    if !r.fix.is_empty() {
-        let _ = write!(md, "\n{h} Suggested fix\n\n{}{patch_line}\n", r.fix);
-    }
-    // A comment goes to the issue the status describes: nothing to add about it.
-    if comment.is_none() && (!r.upstream.is_empty() || !r.upstream_status.is_empty()) {
-        let lead = match (comment, r.upstream.is_empty()) {
-            (Some(_), _) => String::new(),
-            (None, false) => format!("Related: {} — ", r.upstream),
-            (None, true) => String::new(),
+    let mut md =
+        String::from("| symptom | category | backends | first seen |\n|---|---|---|---|\n");
+    for id in &r.ids {
+        let (what, category, backends, first) = match id.strip_prefix("case:") {
+            Some(case) => (
+                format!("the case `{case}`"),
+                "suite case".to_string(),
+                data.suite
+                    .get(case)
+                    .into_iter()
+                    .flatten()
+                    .map(|(b, e)| format!("{b}: {}", e.verdict))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "—".to_string(),
+            ),
+            None => {
+                let k = data.known.entries.get(id);
+                (
+                    // A run's title ends with the backends that run saw; the column has them all.
+                    titles
+                        .get(id.as_str())
+                        .map(|t| t.rsplit_once(" on ").map_or(*t, |(w, _)| w).to_string())
+                        .unwrap_or_else(|| format!("`{id}`")),
+                    k.map(|k| k.category.clone()).unwrap_or_default(),
+                    k.map(|k| k.backends.join(", ")).unwrap_or_default(),
+                    k.map(|k| k.first_seen.clone()).unwrap_or_default(),
+                )
+            }
         };
-        let _ = write!(md, "\n{h} Upstream\n\n{lead}{}\n", r.upstream_status);
+        let _ = writeln!(md, "| {what} | {category} | {backends} | {first} |");
     }
-    let _ = write!(
-        md,
-        "\n{h} Ids covered\n\nEach id is one symptom the op-consistency sweep (or the suite) shrank and recorded; the links are the per-id evidence.\n\n{}",
-        ids_section(r, data)
-    );
-    let _ = write!(
-        md,
-        "\n<!-- Generated by `cargo run -p repro -- upstream` from repro/root-causes.toml (`{key}`), repro/sweep-known.toml, repro/expected.toml, reports/sweep/*/sweep.json, reports/<backend>/<case>.json and reports/matrix.json. Regenerate rather than edit. -->\n"
-    );
     md
 }
 
-fn lowercase_first(s: &str) -> String {
-    // Keep acronyms and identifiers ("CUDA", "candle_nn::…") as written.
-    let first = s.split_whitespace().next().unwrap_or("");
-    if first
-        .chars()
-        .skip(1)
-        .any(|c| c.is_uppercase() || c == '_' || c == ':')
-        || first.chars().all(|c| !c.is_lowercase())
-    {
-        return s.to_string();
-    }
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
+/// What exactly this program (by the hash of its source) printed on the GPU machine, its exit
+/// code and the machine.
+fn recorded_output<'a>(data: &'a Data, key: &str, source: &str) -> Option<(&'a str, i32, String)> {
+    let o = data.outputs.as_ref()?;
+    let (hash, text, exit) = o.programs.get(key)?;
+    (*hash == fnv1a(source.as_bytes())).then(|| (text.as_str(), *exit, o.machine.join("; ")))
 }
 
-/// `reports/upstream/README.md`: one row per root cause.
+fn program_output<'a>(data: &'a Data, key: &str, source: &str) -> Option<&'a str> {
+    recorded_output(data, key, source).map(|(t, _, _)| t)
+}
+
+/// Where the pasteable part of a text ends.
+pub const FOLD: &str = "<details>";
+/// The most characters the pasteable part may take.
+pub const PASTE_MAX: usize = 4000;
+/// The most lines a repro may take.
+pub const REPRO_LINES_MAX: usize = 40;
+
+/// The Markdown text of one root cause. `source` is the repro's formatted `main.rs`.
+pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<String, Error> {
+    let r = &data.root_causes[key];
+    let b = &r.bug;
+    let f = &b.front;
+    let rep = representative(r, data);
+    let mut md = format!(
+        "<!-- {} Generated by `cargo run -p repro -- upstream` from repro/bugs/{key}.md and the recorded runs; regenerate rather than edit. -->\n\n",
+        filing_line(b)
+    );
+    if !matches!(f.action, Action::Comment | Action::PrExists) || f.target.is_none() {
+        let _ = write!(md, "# {}\n\n", f.title);
+    }
+    let _ = writeln!(md, "{}", b.lead);
+    if let (Some((run, d)), Some((repro, source))) = (rep, repro) {
+        let _ = write!(
+            md,
+            "\n**Repro** (`cargo new`, then in `[dependencies]`: {}):\n\n{}\n{}",
+            repro
+                .dependencies()
+                .lines()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            fenced("rust", source),
+            results_table(run, d, repro, program_output(data, key, source))?
+        );
+    } else if r.ids.iter().any(|id| id.starts_with("case:")) && !b.is_bug() {
+        md.push_str(&cases_section(r, data));
+    }
+    if !f.contract.is_empty() {
+        md.push_str("\n**Documented contract**: ");
+        for q in &f.contract {
+            md.push_str(&quote_md(q, data));
+        }
+    }
+    if !b.cause.is_empty() {
+        let _ = write!(md, "\n**Cause.** {}\n\n", b.cause);
+        for q in &f.quote {
+            md.push_str(&quote_md(q, data));
+        }
+    }
+    if !b.fix.is_empty() {
+        let patch = if f.patches.is_empty() {
+            String::new()
+        } else {
+            " A patch against 0.11.1 with a test is in the details below.".to_string()
+        };
+        let _ = write!(md, "\n**Fix.** {}{patch}\n", b.fix);
+    }
+    if b.is_bug() {
+        let _ = write!(md, "\n**Versions**: {}.\n", versions_line(r, data));
+    }
+    if !f.related.is_empty() {
+        let rel: Vec<String> = f.related.iter().map(|x| issue_link(x.n)).collect();
+        let _ = write!(md, "\n**Related**: {}.\n", rel.join(", "));
+    }
+    if let Some((run, _)) = rep {
+        let _ = write!(md, "\n**Environment**: {}.\n", environment_line(run, data));
+    }
+    let _ = write!(
+        md,
+        "\n{FOLD}<summary>Details: every symptom observed, the patch, the searches</summary>\n\n"
+    );
+    let _ = write!(
+        md,
+        "Symptoms of this one cause, observed on candle {}:\n\n{}",
+        data.pinned,
+        claims_table(r, data)
+    );
+    if b.is_bug() {
+        md.push_str(&cases_section(r, data));
+    }
+    if !f.related.is_empty() {
+        md.push_str("\nRelated:\n\n");
+        for x in &f.related {
+            let _ = writeln!(md, "- {}: {}", issue_link(x.n), x.why);
+        }
+    }
+    for p in &f.patches {
+        if let Some(text) = data.patches.get(p) {
+            let _ = write!(md, "\nPatch `{p}` (applies to candle-core/candle-nn 0.11.1 with `git apply` in the crate):\n\n{}", fenced("diff", text));
+        }
+    }
+    if !f.searched.is_empty() {
+        let q: Vec<String> = f.searched.iter().map(|s| format!("\"{s}\"")).collect();
+        let _ = write!(
+            md,
+            "\nSearched candle's issues and pull requests for: {}.\n",
+            q.join(", ")
+        );
+    }
+    md.push_str("\n</details>\n");
+    Ok(md)
+}
+
+/// The part of a text a person pastes: everything above the fold, without the header comment.
+pub fn pasteable(text: &str) -> &str {
+    let start = text.find("-->\n\n").map(|i| i + 5).unwrap_or(0);
+    let end = text.find(FOLD).unwrap_or(text.len());
+    &text[start..end]
+}
+
+/// `reports/upstream/README.md`: the filing plan, worst first.
 pub fn index(data: &Data) -> String {
     let mut md = String::from(
-        "# Upstream texts\n\nOne text per root cause in `repro/root-causes.toml`, generated by `cargo run -p repro -- upstream` from the observed runs (regenerate rather than edit; a test fails when these files differ from what the data gives). A text is a new issue, or a comment for the open upstream issue that already covers the root cause. The per-id evidence stays in `reports/sweep/<backend>/<id>.md`.\n\n| root cause | backends | ids | upstream | file |\n|---|---|---|---|---|\n",
+        "# Filing plan\n\nOne text per bug file of `repro/bugs/`, generated by `cargo run -p repro -- upstream` from the recorded runs (regenerate rather than edit; a test fails when these files differ from what the data gives). Each text begins with a comment saying where it goes; everything above its `<details>` fold is what to paste.\n\nOrder: silent wrong values or missing gradients in training first, then silent wrong values in inference, then crashes, then refused valid calls, then the rest; within a severity, new issues and comments before questions.\n\n| # | root cause | severity | action | patch | backends | by-design risk |\n|---|---|---|---|---|---|---|\n",
     );
-    for (key, r) in &data.root_causes {
-        let backends = observed_backends(r, data);
-        let upstream = if !RootCause::is_bug(key) {
-            "not a bug: nothing to file".to_string()
-        } else if let Some(url) = comment_target(r) {
-            format!("comment on [{}]({url})", short_ref(url))
-        } else if r.upstream.is_empty() {
-            "new issue".to_string()
-        } else {
-            format!(
-                "new issue (related: [{}]({}))",
-                short_ref(&r.upstream),
-                r.upstream
-            )
-        };
+    let mut rows: Vec<(&String, &RootCause)> = data.root_causes.iter().collect();
+    rows.sort_by_key(|(k, r)| {
+        (
+            r.bug.front.severity,
+            r.bug.front.action == Action::Question,
+            r.bug.front.action == Action::NotABug,
+            (*k).clone(),
+        )
+    });
+    for (i, (key, r)) in rows.iter().enumerate() {
+        let f = &r.bug.front;
         let _ = writeln!(
             md,
-            "| `{key}`<br>{} | {} | {} | {upstream} | [{key}.md]({key}.md) |",
-            title(key, r, &backends),
-            if backends.is_empty() {
+            "| {} | [{}]({key}.md) | {} | {} | {} | {} | {} |",
+            i + 1,
+            f.title,
+            f.severity.describe(),
+            action_cell(&r.bug),
+            if f.patches.is_empty() { "—" } else { "yes" },
+            if r.backends.is_empty() {
                 "—".to_string()
             } else {
-                backends.join(", ")
+                r.backends.join(", ")
             },
-            r.ids.len(),
+            f.by_design_risk
+                .as_deref()
+                .map(|_| "yes: see its bug file")
+                .unwrap_or("—"),
         );
     }
     md
@@ -1323,12 +1253,16 @@ pub fn generate(
     let mut texts = BTreeMap::new();
     let mut repros = BTreeMap::new();
     for (key, r) in &data.root_causes {
-        let repro = repro(key, r, data)?;
+        let repro = if r.bug.is_bug() {
+            repro(r, data)?
+        } else {
+            None
+        };
         let source = match &repro {
             Some(rp) => Some(format(&rp.source)?),
             None => None,
         };
-        let md = render(key, data, repro.as_ref().zip(source.as_deref()));
+        let md = render(key, data, repro.as_ref().zip(source.as_deref()))?;
         if let Some(src) = source {
             repros.insert(format!("{key}.rs"), src);
         }
@@ -1374,8 +1308,78 @@ pub fn rustfmt(root: &Path) -> impl Fn(&str) -> Result<String, Error> + '_ {
     }
 }
 
+/// What every text must satisfy before anything is written: the pasteable part fits one
+/// screen, the repro fits 40 lines, no link leaves candle's repository, and no label contradicts
+/// the value beside it.
+pub fn check(g: &Generated) -> Result<(), Error> {
+    let mut wrong = Vec::new();
+    for (name, text) in &g.texts {
+        // Not-a-bug texts are records, not for pasting.
+        if name == "README.md" || text.contains("Not for filing") {
+            continue;
+        }
+        let paste = pasteable(text);
+        let n = paste.chars().count();
+        if n > PASTE_MAX {
+            wrong.push(format!(
+                "{name}: the part to paste has {n} characters (at most {PASTE_MAX})"
+            ));
+        }
+        for (i, _) in text.match_indices("](") {
+            let target = &text[i + 2..];
+            if !target.starts_with(UPSTREAM) {
+                wrong.push(format!(
+                    "{name}: a link leaves {UPSTREAM}: `{}`",
+                    target.lines().next().unwrap_or("")
+                ));
+            }
+        }
+        for line in paste.lines() {
+            if let Some(why) = contradiction(line) {
+                wrong.push(format!("{name}: {why}: `{line}`"));
+            }
+        }
+    }
+    for (name, src) in &g.repros {
+        let lines = src.lines().count();
+        if lines > REPRO_LINES_MAX {
+            wrong.push(format!(
+                "{name}: the repro has {lines} lines (at most {REPRO_LINES_MAX})"
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::BadInput(format!(
+            "{} problem(s), nothing written: {}",
+            wrong.len(),
+            wrong.join("; ")
+        )))
+    }
+}
+
+/// A results-table row whose label cannot be right for its value: an error or a panic called
+/// anything but what it is.
+pub fn contradiction(line: &str) -> Option<&'static str> {
+    let (label, value) = line.split_once(": **")?;
+    let _ = label;
+    let (label, value) = value.split_once("** | ")?;
+    let error = value.starts_with("`error:");
+    let panic = value.starts_with("`panic:");
+    match label {
+        "agrees" | "differs" if error => Some("an error is labelled as a value"),
+        "refuses, as expected" if !error => Some("a value is labelled as a refusal"),
+        "agrees" | "differs" if panic => Some("a panic is labelled as a value"),
+        "errors" if !error => Some("a value is labelled as an error"),
+        "panics" if !panic => Some("a value is labelled as a panic"),
+        _ => None,
+    }
+}
+
 /// Writes every generated file atomically and removes the stale ones (`*.md` in `text_dir`,
-/// `*.rs` in `repro_dir` that no root cause generates any more).
+/// `*.rs` in `repro_dir` that no root cause generates any more). Called only with a complete,
+/// checked generation.
 pub fn write(g: &Generated, text_dir: &Path, repro_dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut written = Vec::new();
     for (dir, files, ext) in [(text_dir, &g.texts, "md"), (repro_dir, &g.repros, "rs")] {
@@ -1401,8 +1405,9 @@ pub fn write(g: &Generated, text_dir: &Path, repro_dir: &Path) -> Result<Vec<Pat
     Ok(written)
 }
 
-/// `repro upstream`: loads the data (workspace root = the current folder), writes the texts to
-/// `out` (default `<report_dir>/upstream`) and the repros to `repro_dir`.
+/// `repro upstream`: loads the data (workspace root = the current folder), generates and checks
+/// every text, then writes the texts to `out` (default `<report_dir>/upstream`) and the repros
+/// to `repro_dir`. Any refusal comes before the first write.
 pub fn run_command(
     report_dir: &Path,
     out: Option<&Path>,
@@ -1411,198 +1416,124 @@ pub fn run_command(
     let root = Path::new(".");
     let data = load(root, report_dir)?;
     let g = generate(&data, &rustfmt(root))?;
+    check(&g)?;
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| report_dir.join(TEXT_DIR));
     write(&g, &out, repro_dir)
 }
 
+/// `repro upstream --draft OUT`: while writing a bug file, every text as it would be, written to
+/// `OUT` (never the committed folders) even when some fail the checks, which are printed.
+pub fn draft(report_dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Error> {
+    let root = Path::new(".");
+    let data = load(root, report_dir)?;
+    let g = generate(&data, &rustfmt(root))?;
+    if let Err(e) = check(&g) {
+        eprintln!("{e}");
+    }
+    write(&g, &out.join("texts"), &out.join("bin"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cause(upstream: &str, status: &str) -> RootCause {
-        RootCause {
-            title: "CUDA thing fails".into(),
-            backends: vec!["cuda".into()],
-            ids: vec![],
-            source: String::new(),
-            quote: String::new(),
-            explanation: String::new(),
-            contract: String::new(),
-            upstream: upstream.into(),
-            upstream_status: status.into(),
-            fix: String::new(),
+    fn cuda_sweep() -> SweepRun {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/sweep/cuda/sweep.json");
+        serde_json::from_value(read_json(&p).unwrap()).unwrap()
+    }
+
+    fn divergence(run: &SweepRun, id: &str) -> SweepDivergence {
+        run.divergences
+            .iter()
+            .find(|d| d.id == id && d.repro.is_some())
+            .unwrap_or_else(|| panic!("{id} is recorded with a repro"))
+            .clone()
+    }
+
+    fn labels(d: &SweepDivergence) -> BTreeMap<String, Label> {
+        labelled(d)
+            .unwrap()
+            .into_iter()
+            .map(|(b, _, l)| (b, l))
+            .collect()
+    }
+
+    /// The contradictions the review found, planted: a CPU error next to "agrees", CUDA's
+    /// f32-precision answer in f64 next to "agrees", an expected NaN next to "differs". Each
+    /// label comes from judging the value beside it again.
+    #[test]
+    fn each_label_is_computed_from_its_own_value() {
+        let run = cuda_sweep();
+        let rms = divergence(&run, "rms-norm-fwd-wrong-result");
+        let l = labels(&rms);
+        assert_eq!(l["cpu"], Label::Errors, "the CPU refuses f64 rms_norm");
+        assert_eq!(
+            l["cuda"],
+            Label::Differs,
+            "1.99999737739563 is not 1.9999975000046875 in f64"
+        );
+
+        let nan = divergence(&run, "max-keepdim-fwd-non-finite-nan-middle");
+        let l = labels(&nan);
+        assert_eq!(l["cpu"], Label::Agrees, "NaN where NaN is expected");
+        assert_eq!(l["cuda"], Label::Differs);
+
+        // The same cell with the answer replaced: the label follows the value.
+        let mut planted = rms.clone();
+        let s = planted.repro.as_mut().unwrap();
+        let per = s.evidence.observed.get_mut("forward").unwrap();
+        per.insert(
+            "cuda".into(),
+            exec::Obs::Values {
+                dtype: "f64".into(),
+                shape: vec![1, 1],
+                values: vec![1.9999975000046875],
+            },
+        );
+        per.insert(
+            "cpu".into(),
+            exec::Obs::Panic {
+                message: "boom".into(),
+            },
+        );
+        let l = labels(&planted);
+        assert_eq!(l["cuda"], Label::Agrees);
+        assert_eq!(l["cpu"], Label::Panics);
+    }
+
+    #[test]
+    fn a_row_whose_label_contradicts_its_value_is_caught() {
+        let bad = [
+            "| cpu: **agrees** | `error: unsupported dtype for rmsnorm F64` |",
+            "| cuda (NVIDIA H200): **differs** | `panic: called `Option::unwrap()` on a `None` value` |",
+            "| cpu: **errors** | `f32 [1] [2]` |",
+            "| cpu: **panics** | `f32 [1] [2]` |",
+        ];
+        for line in bad {
+            assert!(contradiction(line).is_some(), "{line}");
+        }
+        for line in [
+            "| cpu: **errors** | `error: unsupported dtype for rmsnorm F64` |",
+            "| cuda: **differs** | `f64 [1, 1] [1.99999737739563]` |",
+            "| cpu: **agrees** | `f32 [1, 1] [NaN]` |",
+        ] {
+            assert_eq!(contradiction(line), None, "{line}");
         }
     }
 
     #[test]
-    fn only_an_open_issue_that_covers_it_gets_a_comment() {
-        let issue = "https://github.com/huggingface/candle/issues/2373";
-        let pr = "https://github.com/huggingface/candle/pull/2921";
-        assert_eq!(
-            comment_target(&cause(issue, "open (2024-07): same")),
-            Some(issue)
-        );
-        assert_eq!(
-            comment_target(&cause(issue, "#2373 open (2025-12): asks")),
-            Some(issue)
-        );
-        assert_eq!(comment_target(&cause(issue, "closed (2024-07)")), None);
-        assert_eq!(comment_target(&cause(pr, "open")), None);
-        assert_eq!(
-            comment_target(&cause(
-                issue,
-                "#2373 open: ids only. No issue found for gather"
-            )),
-            None
-        );
-        assert_eq!(comment_target(&cause("", "none found")), None);
-    }
-
-    #[test]
-    fn cuda_only_titles_get_the_prefix() {
-        let r = cause("", "");
-        assert_eq!(title("k", &r, &["cuda".into()]), "[cuda] thing fails");
-        assert_eq!(
-            title("k", &r, &["cpu".into(), "cuda".into()]),
-            "CUDA thing fails"
-        );
-        assert_eq!(
-            title("not-a-bug-k", &r, &["cuda".into()]),
-            "CUDA thing fails"
-        );
-    }
-
-    #[test]
-    fn versions_name_a_regression_and_a_constant_bug() {
-        let mut data = Data::default();
-        data.matrix.versions = vec!["0.9.2".into(), "0.10.2".into(), "0.11.1".into()];
-        let mut known = |id: &str, pattern: [&str; 3]| {
-            data.known.entries.insert(
-                id.into(),
-                known::Known {
-                    backends: vec!["cuda".into()],
-                    first_seen: "0.9.2".into(),
-                    ..known::Known::first_observed("unimplemented", "0.11.1")
-                },
-            );
-            for (v, b) in ["0.9.2", "0.10.2", "0.11.1"].iter().zip(pattern) {
-                data.matrix.bug.insert(
-                    (format!("sweep:{id}"), "cuda".into(), v.to_string()),
-                    b.into(),
-                );
-            }
-        };
-        known("a", ["present", "present", "present"]);
-        known("b", ["absent", "absent", "present"]);
-        let mut r = cause("", "");
-        r.ids = vec!["a".into()];
-        assert_eq!(
-            versions_section(&r, &data),
-            "Shows in every version tested (0.9.2, 0.10.2, 0.11.1) on every backend it was observed on: introduced before 0.9.2.\n"
-        );
-        r.ids = vec!["a".into(), "b".into()];
-        let s = versions_section(&r, &data);
-        assert!(
-            s.contains("- regression: 0.9.2 and 0.10.2 computed it, 0.11.1 fails: `b` on cuda"),
-            "{s}"
-        );
-        assert!(
-            s.contains("- shows in every version tested (0.9.2, 0.10.2, 0.11.1): `a` on cuda"),
-            "{s}"
-        );
-    }
-
-    #[test]
-    fn quotes_keep_blank_lines_inside_the_quote() {
-        assert_eq!(quote_block("a\n\nb"), "> a\n>\n> b");
-    }
-
-    #[test]
-    fn first_word_case_is_kept_for_identifiers() {
-        assert_eq!(lowercase_first("CUDA matmul fails"), "CUDA matmul fails");
-        assert_eq!(
-            lowercase_first("candle_nn::ops::rms_norm has no backward"),
-            "candle_nn::ops::rms_norm has no backward"
-        );
-        assert_eq!(
-            lowercase_first("Regression in 0.11.1"),
-            "regression in 0.11.1"
-        );
-    }
-
-    fn committed() -> Data {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        load(&root, &root.join("reports")).expect("committed data loads")
-    }
-
-    /// The texts are generated from the committed data with no formatting step: every root
-    /// cause gets one, the five whose open issue already covers them are comments, the repros
-    /// print three lines, and no text names a machine-local path.
-    #[test]
-    fn the_committed_data_gives_one_text_per_root_cause() {
-        let data = committed();
-        let g = generate(&data, &|s| Ok(s.to_string())).expect("generates");
-        assert_eq!(g.texts.len(), data.root_causes.len() + 1);
-        let bugs = data
-            .root_causes
-            .keys()
-            .filter(|k| RootCause::is_bug(k))
-            .count();
-        assert_eq!(g.repros.len(), bugs, "one repro per bug");
-        let comments: Vec<&String> = data
-            .root_causes
+    fn versions_are_written_as_ranges() {
+        let all: Vec<String> = ["0.9.2", "0.10.0", "0.10.1", "0.11.0", "0.11.1"]
             .iter()
-            .filter(|(k, r)| RootCause::is_bug(k) && comment_target(r).is_some())
-            .map(|(k, _)| k)
+            .map(|s| s.to_string())
             .collect();
         assert_eq!(
-            comments,
-            [
-                "candle-nn-rms-norm-has-no-backward",
-                "candle-nn-rope-has-no-backward",
-                "candle-nn-softmax-last-dim-has-no-backward",
-                "cuda-matmul-rejects-padded-leading-dim",
-                "cuda-matmul-rejects-stride0-operand",
-            ]
+            version_span(&all, &["0.10.0", "0.10.1", "0.11.0"]),
+            "0.10.0–0.11.0"
         );
-        for (name, text) in g.texts.iter().chain(&g.repros) {
-            for local in ["/root/", "/tmp/", "/work/", "/home/", "~/"] {
-                assert!(!text.contains(local), "{name} names a local path ({local})");
-            }
-        }
-        for k in &comments {
-            assert!(
-                g.texts[&format!("{k}.md")].starts_with("Comment for https://"),
-                "{k}"
-            );
-        }
-        for src in g.repros.values() {
-            assert!(
-                src.contains("println!(\"cpu:      {}\"")
-                    && src.contains("println!(\"expected: {EXPECTED}\")")
-            );
-        }
-        let sel = &g.texts["cuda-index-select-applies-index-strides-to-source.md"];
-        assert!(sel.starts_with("# [cuda] index_select"), "{sel}");
-    }
-
-    /// Where the sweep kept only 12 values of the oracle's answer, the answer is computed again
-    /// from the cell, and it begins with what the run recorded.
-    #[test]
-    fn a_cut_reference_is_completed_from_the_oracle() {
-        let data = committed();
-        let run = &data.sweeps["cuda"];
-        let d = run
-            .divergences
-            .iter()
-            .find(|d| d.id == "index-select-fwd-wrong-result-indexes-broadcast")
-            .expect("recorded");
-        let s = d.repro.as_ref().unwrap();
-        let op = ops::find(&d.op).unwrap();
-        let full = expected_answer(op, s).expect("recomputed");
-        assert!(!full.contains('…'));
-        assert_eq!(full.matches(", ").count(), 14 + 1, "{full}");
+        assert_eq!(version_span(&all, &["0.9.2", "0.11.1"]), "0.9.2, 0.11.1");
+        assert_eq!(version_span(&all, &["0.10.1", "0.11.0"]), "0.10.1, 0.11.0");
     }
 }

@@ -87,3 +87,78 @@ fn committed_upstream_texts_are_what_the_data_generates() {
         problems.join("\n")
     );
 }
+
+/// Runs `repro upstream` from the workspace root on `report_dir`, into `out` and `bin`.
+fn upstream_into(report_dir: &Path, out: &Path, bin: &Path) -> std::process::Output {
+    Command::new(REPRO)
+        .current_dir(root())
+        .arg("upstream")
+        .arg("--report-dir")
+        .arg(report_dir)
+        .arg("--out")
+        .arg(out)
+        .arg("--repro-dir")
+        .arg(bin)
+        .output()
+        .expect("repro runs")
+}
+
+/// A folder without runs (a typo, an empty folder), runs of another candle release, or a
+/// partial set: one line, exit 2, and the folders it would write keep what they held (the
+/// committed repros were once deleted as "stale" this way).
+#[test]
+fn a_report_folder_without_the_runs_is_refused_and_nothing_is_touched() {
+    let tmp = std::env::temp_dir().join(format!("upstream-refuse-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (out, bin) = (tmp.join("out"), tmp.join("bin"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(out.join("keep.md"), "kept").unwrap();
+    std::fs::write(bin.join("keep.rs"), "kept").unwrap();
+
+    let empty = tmp.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let other = tmp.join("other-release");
+    let partial = tmp.join("partial");
+    for (dir, backends) in [(&other, &["cpu", "cuda"][..]), (&partial, &["cpu"][..])] {
+        for b in backends {
+            let d = dir.join("sweep").join(b);
+            std::fs::create_dir_all(&d).unwrap();
+            let mut json =
+                std::fs::read_to_string(root().join("reports/sweep").join(b).join("sweep.json"))
+                    .unwrap();
+            if dir == &other {
+                json = json.replace(
+                    "\"candle_version\": \"0.11.1\"",
+                    "\"candle_version\": \"0.9.2\"",
+                );
+            }
+            std::fs::write(d.join("sweep.json"), json).unwrap();
+        }
+        std::fs::copy(root().join("reports/matrix.json"), dir.join("matrix.json")).unwrap();
+    }
+    for (dir, says) in [
+        (&empty, "is missing"),
+        (&tmp.join("no-such-folder"), "is missing"),
+        (&other, "a run of candle 0.9.2"),
+        (&partial, "cuda/sweep.json is missing"),
+    ] {
+        let o = upstream_into(dir, &out, &bin);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", dir.display());
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(says),
+            "{}: {err:?} should say {says:?}",
+            dir.display()
+        );
+        for d in [&out, &bin] {
+            let names: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names.len(), 1, "{}: {names:?}", d.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -21,6 +21,10 @@ pub struct UpstreamArgs {
     out: Option<PathBuf>,
     #[arg(long, value_name = "BIN_DIR", default_value = crate::upstream::REPRO_DIR)]
     repro_dir: PathBuf,
+    /// While writing a bug file: every text as it would be, into DRAFT/texts and DRAFT/bin, even
+    /// when some fail the checks (printed); never touches the committed folders.
+    #[arg(long, value_name = "DRAFT", conflicts_with_all = ["out"])]
+    draft: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -29,10 +33,14 @@ pub struct MatrixReportArgs {
     #[arg(long, default_value = "reports")]
     out: PathBuf,
     /// The root causes whose ids the report folds into one row each.
-    #[arg(long, default_value = "repro/root-causes.toml")]
+    #[arg(long, default_value = crate::bugs::DIR)]
     root_causes: PathBuf,
+    /// Fold the root-cause rows of the existing OUT/matrix.json again from its cells with the
+    /// current bug files (after a merge or split of root causes); no runs needed.
+    #[arg(long, conflicts_with = "runs")]
+    refold: bool,
     /// VERSION=REPORT_DIR, oldest version first.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "refold")]
     runs: Vec<String>,
 }
 
@@ -56,12 +64,23 @@ fn issues_table(sweep_manifest: &Path) -> Result<PathBuf, Error> {
 }
 
 pub fn upstream(a: UpstreamArgs) -> Outcome {
+    if let Some(d) = &a.draft {
+        let paths = crate::upstream::draft(&a.report_dir, d)?;
+        println!("wrote {} draft files under {}", paths.len(), d.display());
+        return Ok(0);
+    }
     let paths = crate::upstream::run_command(&a.report_dir, a.out.as_deref(), &a.repro_dir)?;
     println!("wrote {} files", paths.len());
     Ok(0)
 }
 
 pub fn matrix_report(a: MatrixReportArgs) -> Outcome {
+    if a.refold {
+        for p in crate::matrix::refold(&a.out, &a.root_causes)? {
+            println!("wrote {}", p.display());
+        }
+        return Ok(0);
+    }
     let mut parsed = Vec::new();
     for r in &a.runs {
         match r.split_once('=') {

@@ -307,3 +307,155 @@ pub fn issue_markdown(
     ));
     md
 }
+
+/// A Rust literal for one value of `dtype` in a `vec![…]` of that dtype's Rust type (f16 and
+/// bf16 are written as f32 and cast on the CPU): the first carries the type suffix.
+fn typed_literal(dtype: DType, v: f64, first: bool) -> String {
+    let rust = rust_type(dtype);
+    let float = matches!(rust, "f32" | "f64");
+    if float && v.is_nan() {
+        return format!("{rust}::NAN");
+    }
+    if float && v.is_infinite() {
+        let sign = if v < 0.0 { "NEG_" } else { "" };
+        return format!("{rust}::{sign}INFINITY");
+    }
+    let text = match rust {
+        "f32" => format!("{:?}", v as f32),
+        "f64" => format!("{v:?}"),
+        // Integer dtypes hold integers.
+        _ => format!("{}", v as i64),
+    };
+    if first {
+        let bare = text.strip_suffix(".0").unwrap_or(&text);
+        format!("{bare}{rust}")
+    } else {
+        text
+    }
+}
+
+/// The Rust element type a tensor of `dtype` is built from.
+fn rust_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::U8 => "u8",
+        DType::U32 => "u32",
+        DType::I64 => "i64",
+        #[cfg(feature = "i16-i32")]
+        DType::I16 => "i16",
+        #[cfg(feature = "i16-i32")]
+        DType::I32 => "i32",
+        DType::F64 => "f64",
+        _ => "f32",
+    }
+}
+
+/// `Tensor::from_vec(…)` building `h` on `dev`; half dtypes are cast on the CPU first (so the
+/// program needs no device cast kernel besides the one under test).
+fn compact_tensor_code(h: &HostTensor) -> String {
+    let shape = shape_code(&h.shape);
+    let rust = rust_type(h.dtype);
+    let data = if h.dtype.is_float() && cell::is_long_row(&h.values, 64) {
+        format!(
+            "(0..{}).map(|i| (i % 16) as {rust} / 16.0).collect::<Vec<{rust}>>()",
+            h.values.len()
+        )
+    } else {
+        let vals: Vec<String> = h
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| typed_literal(h.dtype, v, i == 0))
+            .collect();
+        format!("vec![{}]", vals.join(", "))
+    };
+    if matches!(h.dtype, DType::F16 | DType::BF16) {
+        format!(
+            "Tensor::from_vec({data}, {shape}, &Device::Cpu)?.to_dtype(DType::{:?})?.to_device(dev)?",
+            h.dtype
+        )
+    } else {
+        format!("Tensor::from_vec({data}, {shape}, dev)?")
+    }
+}
+
+/// A short program a maintainer pastes: `run(dev)` builds the inputs of the shrunk cell on
+/// `dev` with their layouts and returns the op's output (or, for a backward pass, the gradient
+/// of `sum(out * w)` with respect to the checked input); `main` prints it for the CPU, then for
+/// each device (the text beside it gives the expected answer).
+pub struct Program {
+    pub source: String,
+    pub uses_nn: bool,
+    pub uses_cuda: bool,
+}
+
+pub fn program(op: &Op, s: &Shrunk, devices: &[&str]) -> Program {
+    let cell = &s.cell;
+    let inputs = super::exec::prepare(op, cell);
+    let backward_role = s.finding.pass.strip_prefix("backward ");
+    let mut body = String::new();
+    let mut names = Vec::new();
+    for (input, layout) in inputs.iter().zip(&cell.layouts) {
+        let (base, view) = cell::base_and_view(&input.host, *layout);
+        let name = input.role.to_string();
+        let view = cell::view_code(&view);
+        let build = compact_tensor_code(&base);
+        if backward_role == Some(input.role) {
+            body.push_str(&format!(
+                "    let {name}_var = Var::from_tensor(&{build})?;\n"
+            ));
+            let view = if view.is_empty() {
+                ".as_tensor().clone()".to_string()
+            } else {
+                view
+            };
+            body.push_str(&format!("    let {name} = {name}_var{view};\n"));
+        } else {
+            body.push_str(&format!("    let {name} = {build}{view};\n"));
+        }
+        names.push(name);
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let call = (op.code)(cell, &refs);
+    match backward_role {
+        // The call's own `?` goes: its `Result` is what `run` returns.
+        None => body.push_str(&format!("    {}\n", call.trim_end_matches('?'))),
+        Some(role) => {
+            let w: Vec<String> = s
+                .evidence
+                .loss_weights
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| typed_literal(DType::F64, *v, i == 0))
+                .collect();
+            body.push_str(&format!(
+                "    let out = {call};\n    let w = Tensor::from_vec(vec![{}], out.shape(), &Device::Cpu)?;\n    let w = w.to_dtype(out.dtype())?.to_device(dev)?;\n    let grads = (out * w)?.sum_all()?.backward()?;\n    let no_grad = || candle_core::Error::Msg(\"no gradient for {role}\".into());\n    grads.get(&{role}_var).cloned().ok_or_else(no_grad)\n",
+                w.join(", ")
+            ));
+        }
+    }
+    let uses_cuda = devices.contains(&"cuda");
+    let shows: String = std::iter::once("&Device::Cpu")
+        .chain(devices.iter().filter_map(|d| match *d {
+            "cuda" => Some("&Device::new_cuda(0)?"),
+            "metal" => Some("&Device::new_metal(0)?"),
+            _ => None,
+        }))
+        .map(|d| format!("    show({d});\n"))
+        .collect();
+    let var = if backward_role.is_some() { ", Var" } else { "" };
+    let dtype = if body.contains("DType::") {
+        "DType, "
+    } else {
+        ""
+    };
+    let source = format!(
+        "use candle_core::{{{dtype}Device, Tensor{var}}};\n\nfn run(dev: &Device) -> candle_core::Result<Tensor> {{\n{body}}}\n\nfn show(dev: &Device) {{\n    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {{\n        Ok(t) => println!(\"{{:?}}: {{t}}\", dev.location()),\n        Err(e) => println!(\"{{:?}}: error: {{e}}\", dev.location()),\n    }}\n}}\n\nfn main() -> candle_core::Result<()> {{\n{shows}    Ok(())\n}}\n",
+    );
+    Program {
+        uses_nn: source.contains("candle_nn::"),
+        uses_cuda,
+        source,
+    }
+}

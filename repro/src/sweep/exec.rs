@@ -267,6 +267,60 @@ pub fn loss_weights(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// Gradients of `sum(out * w)` with respect to each checked input's base variable; `None` where
+/// the backward pass records no gradient for it.
+fn gradients(
+    op: &Op,
+    cell: &Cell,
+    inputs: &[Input],
+    which: &[usize],
+    w: &[f64],
+    device: &Device,
+) -> candle_core::Result<Vec<Gradient>> {
+    let mut vars = Vec::new();
+    let mut ts = Vec::new();
+    for (i, (input, layout)) in inputs.iter().zip(&cell.layouts).enumerate() {
+        if which.contains(&i) {
+            let (var, t) = cell::materialize_var(&input.host, *layout, device)?;
+            vars.push(var);
+            ts.push(t);
+        } else {
+            ts.push(cell::materialize(&input.host, *layout, device)?);
+        }
+    }
+    let out = (op.candle)(cell, &ts)?;
+    let wt = HostTensor::new(out.dtype(), out.dims(), w.to_vec()).to_tensor(device)?;
+    let grads = (out * wt)?.sum_all()?.backward()?;
+    Ok(vars
+        .iter()
+        .map(|v| Gradient {
+            got: grads.get(v.as_tensor()).map(read_back),
+            dtype: v.dtype(),
+            dims: v.dims().to_vec(),
+        })
+        .collect())
+}
+
+/// One variable's gradient (`None`: none recorded), with the variable's dtype and shape.
+struct Gradient {
+    got: Option<candle_core::Result<HostTensor>>,
+    dtype: DType,
+    dims: Vec<usize>,
+}
+
+/// Whether the backward pass on the CPU records no gradient at all for the input `role` of this
+/// cell (a `grads.get(..)` of `None`, which `backward` reports as zeros).
+pub fn gradient_missing_on_cpu(op: &Op, cell: &Cell, role: &str, w: &[f64]) -> Option<bool> {
+    let inputs = prepare(op, cell);
+    let which = grad_inputs(op, cell, &inputs);
+    let at = which.iter().position(|&i| inputs[i].role == role)?;
+    let run = || gradients(op, cell, &inputs, &which, w, &Device::Cpu);
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(gs)) => gs.get(at).map(|g| g.got.is_none()),
+        _ => None,
+    }
+}
+
 /// Gradients of `sum(out * w)` with respect to each checked input's base variable.
 pub fn backward(
     op: &Op,
@@ -277,26 +331,12 @@ pub fn backward(
     device: &Device,
 ) -> Vec<Obs> {
     let run = || -> candle_core::Result<Vec<candle_core::Result<HostTensor>>> {
-        let mut vars = Vec::new();
-        let mut ts = Vec::new();
-        for (i, (input, layout)) in inputs.iter().zip(&cell.layouts).enumerate() {
-            if which.contains(&i) {
-                let (var, t) = cell::materialize_var(&input.host, *layout, device)?;
-                vars.push(var);
-                ts.push(t);
-            } else {
-                ts.push(cell::materialize(&input.host, *layout, device)?);
-            }
-        }
-        let out = (op.candle)(cell, &ts)?;
-        let wt = HostTensor::new(out.dtype(), out.dims(), w.to_vec()).to_tensor(device)?;
-        let grads = (out * wt)?.sum_all()?.backward()?;
-        Ok(vars
-            .iter()
-            .map(|v| match grads.get(v.as_tensor()) {
-                Some(g) => read_back(g),
+        Ok(gradients(op, cell, inputs, which, w, device)?
+            .into_iter()
+            .map(|g| match g.got {
+                Some(g) => g,
                 // No gradient recorded means a zero gradient.
-                None => Ok(HostTensor::zeros(v.dtype(), v.dims())),
+                None => Ok(HostTensor::zeros(g.dtype, &g.dims)),
             })
             .collect())
     };
@@ -739,6 +779,52 @@ fn judge_cell(
         ),
         c => (c, d),
     })
+}
+
+/// Judges a recorded outcome again, from the cell alone: the oracle's answer and its error bound
+/// for `pass` (`forward` or `backward <role>`, the latter with the recorded loss weights), then
+/// the same comparison the run made. `None` when `obs` agrees. This is what a text's labels
+/// are computed from, so a label can never disagree with the value beside it.
+pub fn rejudge(
+    op: &Op,
+    cell: &Cell,
+    pass: &str,
+    loss_weights: Option<&[f64]>,
+    obs: &Obs,
+) -> Result<Option<(Category, String)>, String> {
+    let inputs = prepare(op, cell);
+    let hosts: Vec<HostTensor> = inputs.iter().map(|i| i.host.clone()).collect();
+    let reference = (op.oracle)(cell, &hosts);
+    let Some(role) = pass.strip_prefix("backward ") else {
+        let bounds = match &reference {
+            Reference::Values(want) => Some(forward_bounds(op, cell, &hosts, want)),
+            _ => None,
+        };
+        return Ok(judge_cell(
+            cell,
+            &inputs,
+            &reference,
+            obs,
+            bounds.as_ref(),
+            op.check,
+        ));
+    };
+    let (Reference::Values(out), Some(w)) = (&reference, loss_weights) else {
+        return Err(format!(
+            "{pass}: no forward answer or no loss weights to judge it by"
+        ));
+    };
+    let which = grad_inputs(op, cell, &inputs);
+    let at = which
+        .iter()
+        .position(|&i| inputs[i].role == role)
+        .ok_or_else(|| format!("{pass}: {role} gets no gradient"))?;
+    let grads = reference_grads(op, cell, &inputs, &which, w)
+        .ok_or_else(|| format!("{pass}: no reference gradient"))?;
+    let want = &grads[at];
+    let b = backward_bounds(cell, want, gradient_terms_scale(w, &hosts, out));
+    let r = Reference::Values(want.clone());
+    Ok(judge(cell, &inputs, &r, obs, Some(&b), OutputCheck::Values))
 }
 
 /// Runs a cell on every backend given (CPU first) and returns its findings and evidence.

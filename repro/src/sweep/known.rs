@@ -8,31 +8,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub const DEFAULT_PATH: &str = "repro/sweep-known.toml";
-pub const ROOT_CAUSES_PATH: &str = "repro/root-causes.toml";
+/// The folder of bug files, one per root cause (`repro/bugs/<key>.md`).
+pub const ROOT_CAUSES_PATH: &str = crate::bugs::DIR;
 
-/// One root cause behind one or more divergence ids and suite cases, written from reading
-/// candle's source (`repro/root-causes.toml`).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// One root cause behind one or more divergence ids and suite cases: its bug file, and the
+/// backends runs observed its claims on (from `sweep-known.toml` and `expected.toml` beside the
+/// bug folder).
+#[derive(Clone, Debug, PartialEq)]
 pub struct RootCause {
-    /// Op, trigger, symptom and backends, as an upstream issue title.
     pub title: String,
+    /// The backends runs observed any of its ids on.
     pub backends: Vec<String>,
     /// Sweep ids, and suite cases as `case:<name>`.
     pub ids: Vec<String>,
-    /// `crate-version/path.rs:function`.
-    pub source: String,
-    pub quote: String,
-    pub explanation: String,
-    /// The documented contract that makes the call valid, quoted with its file.
-    #[serde(default)]
-    pub contract: String,
-    #[serde(default)]
-    pub upstream: String,
-    #[serde(default)]
-    pub upstream_status: String,
-    #[serde(default)]
-    pub fix: String,
+    pub bug: crate::bugs::Bug,
 }
 
 impl RootCause {
@@ -40,13 +29,49 @@ impl RootCause {
     pub fn is_bug(key: &str) -> bool {
         !key.starts_with("not-a-bug-")
     }
+
+    pub fn of(bug: crate::bugs::Bug, known: &KnownSet, suite: &crate::manifest::Manifest) -> Self {
+        let mut backends = BTreeSet::new();
+        for id in &bug.front.claims {
+            match id.strip_prefix("case:") {
+                Some(case) => {
+                    for (b, e) in suite.entries.get(case).into_iter().flatten() {
+                        if e.verdict == "reproduced" {
+                            backends.insert(b.clone());
+                        }
+                        if e.cpu_vs_oracle.as_deref() == Some("disagrees") {
+                            backends.insert("cpu".to_string());
+                        }
+                    }
+                }
+                None => {
+                    if let Some(k) = known.entries.get(id) {
+                        backends.extend(k.backends.iter().cloned());
+                    }
+                }
+            }
+        }
+        RootCause {
+            title: bug.front.title.clone(),
+            backends: backends.into_iter().collect(),
+            ids: bug.front.claims.clone(),
+            bug,
+        }
+    }
 }
 
-pub fn load_root_causes(path: &Path) -> Result<BTreeMap<String, RootCause>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text)
-        .map_err(|e| Error::BadInput(format!("{}: {}", path.display(), e.message())))
+/// The bug files in `dir` (`repro/bugs`), with the backends the manifests beside it
+/// (`repro/sweep-known.toml`, `repro/expected.toml`) observed their claims on.
+pub fn load_root_causes(dir: &Path) -> Result<BTreeMap<String, RootCause>, Error> {
+    let bugs = crate::bugs::load(dir)?;
+    let repro = dir.parent().unwrap_or(Path::new("."));
+    let known = KnownSet::load(&repro.join("sweep-known.toml"))?;
+    let case_names: Vec<&str> = crate::cases::all().iter().map(|c| c.name).collect();
+    let suite = crate::manifest::Manifest::load(&repro.join("expected.toml"), &case_names)?;
+    Ok(bugs
+        .into_iter()
+        .map(|(k, b)| (k, RootCause::of(b, &known, &suite)))
+        .collect())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -70,9 +95,6 @@ pub struct Known {
     pub upstream: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The root cause this id is one symptom of (a key of `repro/root-causes.toml`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root_cause: Option<String>,
     /// Backends where reading candle's source predicts this divergence but no run has shown
     /// it yet (backend → evidence). The first run on that backend confirms or refutes each one
     /// (`--bless` records which); a prediction never counts as an observation.
@@ -92,7 +114,6 @@ impl Known {
             observed: true,
             upstream: None,
             note: None,
-            root_cause: None,
             predicted: BTreeMap::new(),
         }
     }
@@ -153,8 +174,8 @@ impl KnownSet {
         let mut s = String::from(
             "# Known divergences found by `repro sweep`, written by `repro sweep --bless` from a run\n\
              # and reviewed like code. Each names the backends a run observed it on, the candle\n\
-             # versions, its root cause (a key of repro/root-causes.toml) and the upstream issue\n\
-             # where one exists. A sweep fails when a divergence here no longer shows on a backend\n\
+             # versions and the upstream issue where one exists; its root cause is the bug file in\n\
+             # repro/bugs/ that claims it. A sweep fails when a divergence here no longer shows on a backend\n\
              # that ran (fixed? update this file) or when one shows that is not here.\n\
              # `[<id>.predicted.<backend>]` is a divergence read from candle's source on a backend no\n\
              # run has shown it on (the cell that would show it, the source and a quote); it is never\n\

@@ -66,8 +66,7 @@ pub fn status_markdown(
         }
     }
     // Root causes first: what a maintainer fixes; ids are its symptoms.
-    let root_causes = known::load_root_causes(&sweep_manifest.with_file_name("root-causes.toml"))
-        .unwrap_or_default();
+    let root_causes = known::load_root_causes(&sweep_manifest.with_file_name("bugs"))?;
     if !root_causes.is_empty() {
         md.push_str("\n## Root causes\n\n");
         md.push_str(&root_cause_table(
@@ -80,6 +79,11 @@ pub fn status_markdown(
     md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run). \"predicted (not observed)\" is read from candle's source (the evidence is in `repro/sweep-known.toml`); the first run on that backend confirms or refutes it. \"First seen\" is the oldest candle version in `reports/matrix.md` whose sweep showed it (else the manifest's `first_seen`).\n\n| divergence | root cause | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|---|\n");
     let ran: BTreeSet<&str> = runs.iter().map(|(b, _)| *b).collect();
     let matrix = first_seen_in_matrix(report_dir);
+    // The bug file that claims each id.
+    let owner: BTreeMap<&str, &str> = root_causes
+        .iter()
+        .flat_map(|(key, r)| r.ids.iter().map(move |id| (id.as_str(), key.as_str())))
+        .collect();
     for (id, k) in &known.entries {
         let cell = |b: &str| {
             let prediction = k.predicted.get(b);
@@ -124,8 +128,8 @@ pub fn status_markdown(
             .unwrap_or_default();
         md.push_str(&format!(
             "| `{id}`{title} | {} | {} | {} | {} | {} | {} | {} | {report} |\n",
-            k.root_cause
-                .as_deref()
+            owner
+                .get(id.as_str())
                 .map(|r| format!("`{r}`"))
                 .unwrap_or_default(),
             k.category,
@@ -292,7 +296,7 @@ pub fn root_cause_table(
             .count()
     };
     let mut md = format!(
-        "{} root causes in candle behind the observed divergences and cases ({} on cpu, {} on cuda, 0 observed on metal); {} divergence ids observed ({} on cpu, {} on cuda). Each root cause is read from candle's source (`repro/root-causes.toml`).\n\n| root cause | backends | ids | upstream | issue text |\n|---|---|---|---|---|\n",
+        "{} root causes in candle behind the observed divergences and cases ({} on cpu, {} on cuda, 0 observed on metal); {} divergence ids observed ({} on cpu, {} on cuda). Each root cause is read from candle's source and has its bug file in `repro/bugs/`.\n\n| root cause | backends | ids | action upstream | issue text |\n|---|---|---|---|---|\n",
         bugs.len(),
         on("cpu"),
         on("cuda"),
@@ -306,11 +310,7 @@ pub fn root_cause_table(
             r.title,
             backends_of(known, r).join(", "),
             r.ids.len(),
-            if r.upstream.is_empty() {
-                "none found".to_string()
-            } else {
-                format!("[link]({})", r.upstream)
-            }
+            crate::upstream::action_cell(&r.bug)
         ));
     }
     md
@@ -340,7 +340,7 @@ pub fn regenerate_issues(
     sweep_manifest: &Path,
 ) -> Result<(PathBuf, String), Error> {
     let known = KnownSet::load(sweep_manifest)?;
-    let causes = known::load_root_causes(&sweep_manifest.with_file_name("root-causes.toml"))?;
+    let causes = known::load_root_causes(&sweep_manifest.with_file_name("bugs"))?;
     let p = repo_root.join("ISSUES.md");
     let text = std::fs::read_to_string(&p)
         .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;

@@ -1,0 +1,20 @@
+use candle_core::{Device, Tensor};
+
+fn run(dev: &Device) -> candle_core::Result<Tensor> {
+    let src = Tensor::from_vec(vec![-2f32, -1.0], (1, 2), dev)?;
+    let indexes = Tensor::from_vec(vec![0u32, 0], (2, 1), dev)?;
+    src.gather(&indexes, 0)
+}
+
+fn show(dev: &Device) {
+    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: {t}", dev.location()),
+        Err(e) => println!("{:?}: error: {e}", dev.location()),
+    }
+}
+
+fn main() -> candle_core::Result<()> {
+    show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
+    Ok(())
+}

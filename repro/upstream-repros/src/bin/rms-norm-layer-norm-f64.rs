@@ -1,0 +1,20 @@
+use candle_core::{Device, Tensor};
+
+fn run(dev: &Device) -> candle_core::Result<Tensor> {
+    let x = Tensor::from_vec(vec![-2f64], (1, 1), dev)?;
+    let alpha = Tensor::from_vec(vec![-2f64], (1,), dev)?;
+    candle_nn::ops::rms_norm(&x, &alpha, 1e-5)
+}
+
+fn show(dev: &Device) {
+    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: {t}", dev.location()),
+        Err(e) => println!("{:?}: error: {e}", dev.location()),
+    }
+}
+
+fn main() -> candle_core::Result<()> {
+    show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
+    Ok(())
+}
