@@ -119,7 +119,14 @@ pub struct Front {
     #[serde(default)]
     pub target: Option<u32>,
     pub severity: Severity,
+    /// Within a severity, the filing plan's order by the size of the effect (smaller first).
+    #[serde(default = "middle_rank")]
+    pub rank: u32,
     pub claims: Vec<String>,
+    /// Optional: the claimed id whose shrunk input becomes the repro, where the automatic choice
+    /// shows less of the bug.
+    #[serde(default)]
+    pub representative: Option<String>,
     #[serde(default)]
     pub related: Vec<Related>,
     #[serde(default)]
@@ -135,6 +142,10 @@ pub struct Front {
     pub quote: Vec<Quote>,
     #[serde(default)]
     pub contract: Vec<Quote>,
+}
+
+fn middle_rank() -> u32 {
+    50
 }
 
 /// One bug file.
@@ -237,6 +248,13 @@ fn validate(b: &Bug) -> Result<(), String> {
     }
     if (f.action == Action::NotABug) != b.key.starts_with("not-a-bug-") {
         return Err("action `not-a-bug` and a `not-a-bug-` key go together".into());
+    }
+    if let Some(r) = &f.representative {
+        // `<backend>:<id>` names the run whose input to use.
+        let id = r.split_once(':').map_or(r.as_str(), |(_, id)| id);
+        if !f.claims.iter().any(|c| c == id) {
+            return Err(format!("representative `{r}` is not among its claims"));
+        }
     }
     if f.claims.is_empty() {
         return Err("claims nothing (`claims` lists the ids and cases it explains)".into());
@@ -432,6 +450,36 @@ impl Sources {
         ))
     }
 
+    /// The quote's code lines with a `…` line wherever source lines between two quoted lines are
+    /// left out (indented like the line after the gap).
+    pub fn elided(&self, q: &Quote) -> Result<String, String> {
+        self.check(q)?;
+        let (a, b) = q.range()?;
+        let text = std::fs::read_to_string(self.path(&q.file)?).map_err(|e| e.to_string())?;
+        let cited: Vec<&str> = text.lines().skip(a - 1).take(b - a + 1).collect();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for want in q.code_lines() {
+            let i = at
+                + cited[at..]
+                    .iter()
+                    .position(|l| l.trim_end() == want.trim_end())
+                    .expect("checked");
+            if !out.is_empty() && i > at {
+                let indent = want.len() - want.trim_start().len();
+                let mark = if q.file.ends_with(".rs") {
+                    "// …"
+                } else {
+                    "// ..."
+                };
+                out.push(format!("{}{mark}", " ".repeat(indent)));
+            }
+            out.push(want.trim_end().to_string());
+            at = i + 1;
+        }
+        Ok(out.join("\n"))
+    }
+
     /// Whether every quoted code line is one of the cited lines, in order (lines may be left
     /// out, not changed; trailing spaces do not count).
     pub fn check(&self, q: &Quote) -> Result<(), String> {
@@ -557,6 +605,12 @@ mod tests {
             .check(&q("1-3", "    let y = 2;\n    let x = 1;\n"))
             .is_err());
         assert!(s.check(&q("3-9", "}\n")).is_err());
+        // A line left out is marked where it was.
+        assert_eq!(
+            s.elided(&q("1-4", "fn a() {\n    let y = 2;\n}\n"))
+                .unwrap(),
+            "fn a() {\n    // …\n    let y = 2;\n}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

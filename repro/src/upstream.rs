@@ -109,6 +109,9 @@ pub struct Data {
     pub patches: BTreeMap<String, String>,
     /// What the repro programs printed when run on a GPU machine (`OUTPUTS`), if recorded.
     pub outputs: Option<Outputs>,
+    /// A quote's code (as written in its bug file) → the same lines with `…` where lines of the
+    /// source are left out between them.
+    pub elided: BTreeMap<String, String>,
 }
 
 /// Where the recorded output of the repro programs lives, under the report folder.
@@ -324,6 +327,14 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
     let candle_commit = sources
         .commit("candle-core/src/lib.rs")
         .map_err(Error::BadInput)?;
+    let mut elided = BTreeMap::new();
+    for r in root_causes.values() {
+        for q in r.bug.front.quote.iter().chain(&r.bug.front.contract) {
+            if let Ok(text) = sources.elided(q) {
+                elided.insert(q.code.clone(), text);
+            }
+        }
+    }
     Ok(Data {
         root_causes,
         known: known_set,
@@ -335,6 +346,7 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
         candle_commit,
         patches,
         outputs,
+        elided,
     })
 }
 
@@ -369,12 +381,12 @@ pub fn action_cell(b: &Bug) -> String {
 /// What the person filing does with the text, in one line (above the text, not pasted).
 fn filing_line(b: &Bug) -> String {
     match (b.front.action, b.front.target) {
-        (Action::Comment, Some(n)) => format!("Post everything above the fold as a comment on {UPSTREAM}/issues/{n}."),
-        (Action::PrExists, Some(n)) => format!("Post everything above the fold as a comment on the pull request {UPSTREAM}/pull/{n}."),
-        (Action::Question, Some(n)) => format!("Ask on {UPSTREAM}/issues/{n}: post everything above the fold as a comment."),
-        (Action::Question, None) => format!("Open a new issue at {UPSTREAM}/issues/new asking the question: the title, then everything above the fold."),
+        (Action::Comment, Some(n)) => format!("Post the rest of this file as a comment on {UPSTREAM}/issues/{n} (the evidence stays folded)."),
+        (Action::PrExists, Some(n)) => format!("Post the rest of this file as a comment on the pull request {UPSTREAM}/pull/{n} (the evidence stays folded)."),
+        (Action::Question, Some(n)) => format!("Ask on {UPSTREAM}/issues/{n}: post the rest of this file as a comment (the evidence stays folded)."),
+        (Action::Question, None) => format!("Open a new issue at {UPSTREAM}/issues/new asking the question: the title, then the rest of this file (the evidence stays folded)."),
         (Action::NotABug, _) => "Not for filing: this records why the claim is not a candle bug.".into(),
-        _ => format!("Open a new issue at {UPSTREAM}/issues/new: the title, then everything above the fold."),
+        _ => format!("Open a new issue at {UPSTREAM}/issues/new: the title, then the rest of this file (the evidence stays folded)."),
     }
 }
 
@@ -408,6 +420,18 @@ pub fn representative<'a>(
     r: &RootCause,
     data: &'a Data,
 ) -> Option<(&'a SweepRun, &'a SweepDivergence)> {
+    if let Some(rep) = &r.bug.front.representative {
+        // `<backend>:<id>` picks the input that backend's run recorded.
+        return match rep.split_once(':') {
+            Some((backend, id)) => data.sweeps.get(backend).and_then(|run| {
+                run.divergences
+                    .iter()
+                    .find(|d| d.id == id && d.repro.is_some())
+                    .map(|d| (run, d))
+            }),
+            None => record(data, rep),
+        };
+    }
     r.ids
         .iter()
         .filter(|id| !id.starts_with("case:"))
@@ -572,6 +596,8 @@ pub struct Repro {
     pub source: String,
     pub uses_nn: bool,
     pub uses_cuda: bool,
+    /// The program tries CUDA only to compare (the bug does not show there).
+    pub compares_on_cuda: bool,
     pub expected: Expected,
     pub candle_version: String,
 }
@@ -609,18 +635,34 @@ pub fn repro(r: &RootCause, data: &Data) -> Result<Option<Repro>, Error> {
         .ok_or_else(|| Error::BadInput(format!("{}: unknown op {}", d.id, d.op)))?;
     check_inputs(op, s)?;
     let expected = expected_answer(op, s)?;
-    let devices: Vec<&str> = r
-        .backends
-        .iter()
+    // Every backend whose answer the text shows: the program prints what the table says.
+    let devices: Vec<&str> = s
+        .evidence
+        .observed
+        .get(&s.finding.pass)
+        .into_iter()
+        .flat_map(|per| per.keys())
         .map(String::as_str)
         .filter(|b| *b != "cpu")
         .collect();
-    let p = crate::sweep::emit::program(op, s, &devices);
+    let out_dtype = expected
+        .line
+        .trim_start_matches("≈ ")
+        .split(' ')
+        .next()
+        .unwrap_or("");
+    let optional: Vec<&str> = devices
+        .iter()
+        .copied()
+        .filter(|d| !r.backends.iter().any(|b| b == d))
+        .collect();
+    let p = crate::sweep::emit::program(op, s, &devices, &optional, out_dtype);
     Ok(Some(Repro {
         id: d.id.clone(),
         source: p.source,
         uses_nn: p.uses_nn,
         uses_cuda: p.uses_cuda,
+        compares_on_cuda: optional.contains(&"cuda"),
         expected,
         candle_version: run.candle_version.clone(),
     }))
@@ -968,7 +1010,7 @@ fn quote_md(q: &Quote, data: &Data) -> String {
         q.file,
         q.lines.replace('-', "-L")
     );
-    let code = dedent(&q.code);
+    let code = dedent(data.elided.get(&q.code).unwrap_or(&q.code));
     format!(
         "[`{}` L{}]({link}):\n{}",
         q.file,
@@ -1043,10 +1085,9 @@ fn claims_table(r: &RootCause, data: &Data) -> String {
             }
         }
     }
-    let mut md =
-        String::from("| symptom | category | backends | first seen |\n|---|---|---|---|\n");
+    let mut md = String::from("| symptom | category | backends |\n|---|---|---|\n");
     for id in &r.ids {
-        let (what, category, backends, first) = match id.strip_prefix("case:") {
+        let (what, category, backends) = match id.strip_prefix("case:") {
             Some(case) => (
                 format!("the case `{case}`"),
                 "suite case".to_string(),
@@ -1057,7 +1098,6 @@ fn claims_table(r: &RootCause, data: &Data) -> String {
                     .map(|(b, e)| format!("{b}: {}", e.verdict))
                     .collect::<Vec<_>>()
                     .join(", "),
-                "—".to_string(),
             ),
             None => {
                 let k = data.known.entries.get(id);
@@ -1065,17 +1105,29 @@ fn claims_table(r: &RootCause, data: &Data) -> String {
                     // A run's title ends with the backends that run saw; the column has them all.
                     titles
                         .get(id.as_str())
-                        .map(|t| t.rsplit_once(" on ").map_or(*t, |(w, _)| w).to_string())
+                        .map(|t| {
+                            t.rsplit_once(" on ").map_or(*t, |(w, _)| w).replace(
+                                "propagates them unlike PyTorch",
+                                "does not handle them as PyTorch does",
+                            )
+                        })
                         .unwrap_or_else(|| format!("`{id}`")),
                     k.map(|k| k.category.clone()).unwrap_or_default(),
                     k.map(|k| k.backends.join(", ")).unwrap_or_default(),
-                    k.map(|k| k.first_seen.clone()).unwrap_or_default(),
                 )
             }
         };
-        let _ = writeln!(md, "| {what} | {category} | {backends} | {first} |");
+        let _ = writeln!(md, "| {what} | {category} | {backends} |");
     }
     md
+}
+
+fn recorded_output_of<'a>(
+    data: &'a Data,
+    key: &str,
+    repro: Option<(&Repro, &str)>,
+) -> Option<(&'a str, i32, String)> {
+    repro.and_then(|(_, src)| recorded_output(data, key, src))
 }
 
 /// What exactly this program (by the hash of its source) printed on the GPU machine, its exit
@@ -1114,13 +1166,18 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
     if let (Some((run, d)), Some((repro, source))) = (rep, repro) {
         let _ = write!(
             md,
-            "\n**Repro** (`cargo new`, then in `[dependencies]`: {}):\n\n{}\n{}",
+            "\n**Repro** (`cargo new`, then in `[dependencies]`: {}{}):\n\n{}\n{}",
             repro
                 .dependencies()
                 .lines()
                 .map(|l| format!("`{l}`"))
                 .collect::<Vec<_>>()
                 .join(" and "),
+            if repro.compares_on_cuda {
+                "; with `features = [\"cuda\"]` it also prints the CUDA row"
+            } else {
+                ""
+            },
             fenced("rust", source),
             results_table(run, d, repro, program_output(data, key, source))?
         );
@@ -1140,10 +1197,10 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
         }
     }
     if !b.fix.is_empty() {
-        let patch = if f.patches.is_empty() {
-            String::new()
-        } else {
-            " A patch against 0.11.1 with a test is in the details below.".to_string()
+        let patch = match (f.patches.is_empty(), f.action) {
+            (true, _) => "",
+            (false, Action::PrExists) => " The details below hold a test this pull request can take.",
+            (false, _) => " A patch against 0.11.1 with a test is in the details below, ready to open as a pull request.",
         };
         let _ = write!(md, "\n**Fix.** {}{patch}\n", b.fix);
     }
@@ -1157,9 +1214,20 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
     if let Some((run, _)) = rep {
         let _ = write!(md, "\n**Environment**: {}.\n", environment_line(run, data));
     }
+    let mut parts = vec!["every symptom observed"];
+    if recorded_output_of(data, key, repro).is_some() {
+        parts.push("the program's output on a GPU");
+    }
+    if !f.patches.is_empty() {
+        parts.push("the patch");
+    }
+    if !f.searched.is_empty() {
+        parts.push("the searches");
+    }
     let _ = write!(
         md,
-        "\n{FOLD}<summary>Details: every symptom observed, the patch, the searches</summary>\n\n"
+        "\n{FOLD}<summary>Details: {}</summary>\n\n",
+        parts.join(", ")
     );
     let _ = write!(
         md,
@@ -1203,12 +1271,13 @@ pub fn pasteable(text: &str) -> &str {
 /// `reports/upstream/README.md`: the filing plan, worst first.
 pub fn index(data: &Data) -> String {
     let mut md = String::from(
-        "# Filing plan\n\nOne text per bug file of `repro/bugs/`, generated by `cargo run -p repro -- upstream` from the recorded runs (regenerate rather than edit; a test fails when these files differ from what the data gives). Each text begins with a comment saying where it goes; everything above its `<details>` fold is what to paste.\n\nOrder: silent wrong values or missing gradients in training first, then silent wrong values in inference, then crashes, then refused valid calls, then the rest; within a severity, new issues and comments before questions.\n\n| # | root cause | severity | action | patch | backends | by-design risk |\n|---|---|---|---|---|---|---|\n",
+        "# Filing plan\n\nOne text per bug file of `repro/bugs/`, generated by `cargo run -p repro -- upstream` from the recorded runs (regenerate rather than edit; a test fails when these files differ from what the data gives). Each text begins with a comment saying where it goes; what is above its `<details>` fold is what a maintainer reads first (at most 4,000 characters), the evidence below it is posted folded.\n\nOrder: silent wrong values or missing gradients in training first, then silent wrong values in inference, then crashes, then refused valid calls, then the rest; within a severity, by the bug file's `rank` (the size of the effect, as its author judged it; smaller first), then new issues and comments before questions. Review: [REVIEW.md](REVIEW.md).\n\n| # | root cause | severity | action | patch | backends | by-design risk |\n|---|---|---|---|---|---|---|\n",
     );
     let mut rows: Vec<(&String, &RootCause)> = data.root_causes.iter().collect();
     rows.sort_by_key(|(k, r)| {
         (
             r.bug.front.severity,
+            r.bug.front.rank,
             r.bug.front.action == Action::Question,
             r.bug.front.action == Action::NotABug,
             (*k).clone(),
@@ -1244,6 +1313,32 @@ pub fn index(data: &Data) -> String {
 pub struct Generated {
     pub texts: BTreeMap<String, String>,
     pub repros: BTreeMap<String, String>,
+    /// Texts whose repro shows the bug on fewer backends than another claimed input would.
+    pub partial: Vec<String>,
+}
+
+/// The backends among `r.backends` on which this recorded input shows the bug.
+fn shows_on(r: &RootCause, d: &SweepDivergence) -> BTreeSet<String> {
+    labelled(d)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(b, _, l)| *l != Label::Agrees && r.backends.contains(b))
+        .map(|(b, _, _)| b)
+        .collect()
+}
+
+/// A claimed input that shows the bug on more of its backends than the representative does.
+fn better_representative(r: &RootCause, data: &Data) -> Option<String> {
+    let (_, rep) = representative(r, data)?;
+    let have = shows_on(r, rep).len();
+    r.ids
+        .iter()
+        .filter_map(|id| record(data, id))
+        .filter(|(_, d)| d.repro.as_ref().is_some_and(|s| s.reproduced_on_rerun))
+        .map(|(_, d)| (shows_on(r, d).len(), d.id.clone()))
+        .filter(|(n, _)| *n > have)
+        .max_by_key(|(n, id)| (*n, std::cmp::Reverse(id.clone())))
+        .map(|(_, id)| id)
 }
 
 pub fn generate(
@@ -1252,7 +1347,16 @@ pub fn generate(
 ) -> Result<Generated, Error> {
     let mut texts = BTreeMap::new();
     let mut repros = BTreeMap::new();
+    let mut partial = Vec::new();
     for (key, r) in &data.root_causes {
+        // A representative the bug file names was chosen by its author; otherwise the automatic
+        // choice must show the bug on as many backends as any claimed input does.
+        let automatic = r.bug.is_bug() && r.bug.front.representative.is_none();
+        if let Some(id) = automatic.then(|| better_representative(r, data)).flatten() {
+            partial.push(format!(
+                "{key}.md: its repro shows the bug on fewer backends than the input of `{id}` would (set `representative = \"{id}\"`)"
+            ));
+        }
         let repro = if r.bug.is_bug() {
             repro(r, data)?
         } else {
@@ -1269,7 +1373,11 @@ pub fn generate(
         texts.insert(format!("{key}.md"), md);
     }
     texts.insert("README.md".into(), index(data));
-    Ok(Generated { texts, repros })
+    Ok(Generated {
+        texts,
+        repros,
+        partial,
+    })
 }
 
 /// Formats Rust source with the `rustfmt` on the PATH (edition 2021, the workspace's), run in
@@ -1312,7 +1420,7 @@ pub fn rustfmt(root: &Path) -> impl Fn(&str) -> Result<String, Error> + '_ {
 /// screen, the repro fits 40 lines, no link leaves candle's repository, and no label contradicts
 /// the value beside it.
 pub fn check(g: &Generated) -> Result<(), Error> {
-    let mut wrong = Vec::new();
+    let mut wrong = g.partial.clone();
     for (name, text) in &g.texts {
         // Not-a-bug texts are records, not for pasting.
         if name == "README.md" || text.contains("Not for filing") {
@@ -1521,6 +1629,18 @@ mod tests {
         ] {
             assert_eq!(contradiction(line), None, "{line}");
         }
+    }
+
+    #[test]
+    fn recorded_outputs_name_their_program_and_exit_code() {
+        let o =
+            Outputs::parse("# gpu: X\n=== a 00ff\ncpu: 1\n=== exit 0\n=== b 0001\n=== exit 101\n")
+                .unwrap();
+        assert_eq!(o.machine, ["gpu: X"]);
+        assert_eq!(o.programs["a"], ("00ff".into(), "cpu: 1\n".into(), 0));
+        assert_eq!(o.programs["b"].2, 101);
+        assert!(Outputs::parse("=== a 00ff\nx\n").is_err(), "no exit line");
+        assert!(Outputs::parse("=== a\n=== exit 0\n").is_err(), "no hash");
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn show(dev: &Device) {
 }
 
 fn main() -> candle_core::Result<()> {
+    candle_core::display::set_precision(17);
     show(&Device::Cpu);
     show(&Device::new_cuda(0)?);
     Ok(())

@@ -23,5 +23,8 @@ fn show(dev: &Device) {
 
 fn main() -> candle_core::Result<()> {
     show(&Device::Cpu);
+    if let Ok(dev) = Device::new_cuda(0) {
+        show(&dev);
+    }
     Ok(())
 }

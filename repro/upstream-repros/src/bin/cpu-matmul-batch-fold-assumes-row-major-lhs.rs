@@ -14,6 +14,10 @@ fn show(dev: &Device) {
 }
 
 fn main() -> candle_core::Result<()> {
+    candle_core::display::set_precision(9);
     show(&Device::Cpu);
+    if let Ok(dev) = Device::new_cuda(0) {
+        show(&dev);
+    }
     Ok(())
 }

@@ -1,8 +1,10 @@
 use candle_core::{Device, Tensor};
 
 fn run(dev: &Device) -> candle_core::Result<Tensor> {
-    let x = Tensor::from_vec(vec![-2f32], (1, 1), dev)?.broadcast_as((2, 1))?;
-    x.cumsum(0)
+    let a =
+        Tensor::from_vec(vec![7f32, -2.0, 7.0, 7.0, -1.0, 7.0], (1, 2, 3), dev)?.narrow(2, 1, 1)?;
+    let b = Tensor::from_vec(vec![-2f32], (1, 1), dev)?;
+    a.broadcast_matmul(&b)
 }
 
 fn show(dev: &Device) {
@@ -13,6 +15,7 @@ fn show(dev: &Device) {
 }
 
 fn main() -> candle_core::Result<()> {
+    candle_core::display::set_precision(9);
     show(&Device::Cpu);
     show(&Device::new_cuda(0)?);
     Ok(())

@@ -1,8 +1,8 @@
 use candle_core::{Device, Tensor};
 
 fn run(dev: &Device) -> candle_core::Result<Tensor> {
-    let x = Tensor::from_vec(vec![f32::NAN], (1, 1), dev)?;
-    x.max_keepdim(0)
+    let x = Tensor::from_vec(vec![-2f32, f32::NAN], (2, 1), dev)?;
+    x.argmax_keepdim(0)
 }
 
 fn show(dev: &Device) {
