@@ -114,6 +114,9 @@ pub struct Data {
     pub elided: BTreeMap<String, String>,
 }
 
+/// The review of the texts, kept beside them (not generated).
+pub const REVIEW: &str = "REVIEW.md";
+
 /// Where the recorded output of the repro programs lives, under the report folder.
 pub const OUTPUTS: &str = "upstream/outputs/cuda.txt";
 
@@ -1504,7 +1507,9 @@ pub fn write(g: &Generated, text_dir: &Path, repro_dir: &Path) -> Result<Vec<Pat
         {
             let p = entry.map_err(|e| Error::Internal(e.to_string()))?.path();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if p.extension().is_some_and(|e| e == ext) && !files.contains_key(name) {
+            // REVIEW.md is the hand-kept record of the texts' independent review.
+            let kept = name == REVIEW;
+            if p.extension().is_some_and(|e| e == ext) && !files.contains_key(name) && !kept {
                 std::fs::remove_file(&p)
                     .map_err(|e| Error::Internal(format!("{}: {e}", p.display())))?;
             }
