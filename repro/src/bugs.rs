@@ -138,6 +138,10 @@ pub struct Front {
     /// File names under `patches/candle-0.11.1/`.
     #[serde(default)]
     pub patches: Vec<String>,
+    /// The repro makes one more, valid call on each GPU after the tested one, to show whether
+    /// a failure left the device usable (a device-side assert poisons the context).
+    #[serde(default)]
+    pub later_call: bool,
     #[serde(default)]
     pub quote: Vec<Quote>,
     #[serde(default)]

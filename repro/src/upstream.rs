@@ -629,7 +629,14 @@ pub fn repro(r: &RootCause, data: &Data) -> Result<Option<Repro>, Error> {
         .copied()
         .filter(|d| !r.backends.iter().any(|b| b == d))
         .collect();
-    let p = crate::sweep::emit::program(op, s, &devices, &optional, out_dtype);
+    let p = crate::sweep::emit::program(
+        op,
+        s,
+        &devices,
+        &optional,
+        out_dtype,
+        r.bug.front.later_call,
+    );
     Ok(Some(Repro {
         id: d.id.clone(),
         source: p.source,
@@ -932,7 +939,7 @@ fn results_table(
             .any(|l| l.starts_with("Cuda") && l.contains("error: no gradient for"))
     });
     let mut md = format!(
-        "| | {} |\n|---|---|\n| expected | `{}` |\n",
+        "| | {} |\n|---|---|\n| expected | {} |\n",
         if s.finding.pass == "forward" {
             "result".to_string()
         } else {
@@ -941,7 +948,7 @@ fn results_table(
                 s.finding.pass.trim_start_matches("backward ")
             )
         },
-        repro.expected.line
+        code_span(&repro.expected.line)
     );
     let backward = s.finding.pass.starts_with("backward ");
     for (b, value, label) in labelled(d)? {
@@ -957,16 +964,50 @@ fn results_table(
         };
         let value = match (backward && all_zero(&value), missing) {
             (true, Some(true)) => "no gradient (`grads.get(..)` is `None`)".to_string(),
-            (true, Some(false)) => format!("`{value}` (a zero gradient)"),
-            (true, None) => format!("`{value}` (zeros, or no gradient: not told apart)"),
-            (false, _) => format!("`{value}`"),
+            (true, Some(false)) => format!("{} (a zero gradient)", code_span(&value)),
+            (true, None) => format!(
+                "{} (zeros, or no gradient: not told apart)",
+                code_span(&value)
+            ),
+            (false, _) => code_span(&value),
         };
         let _ = writeln!(md, "| {name}: **{}** | {value} |", label.as_str());
+    }
+    // The program's later valid call on the GPU, where it makes one: its label is read from
+    // what it printed.
+    for line in program_output.into_iter().flat_map(str::lines) {
+        if let Some(value) = line
+            .strip_prefix("Cuda")
+            .and_then(|l| l.split_once(": a later valid call: "))
+            .map(|(_, v)| v)
+        {
+            let label = if value.starts_with("error:") {
+                "fails too"
+            } else {
+                "succeeds"
+            };
+            let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            let _ = writeln!(
+                md,
+                "| cuda, a later valid call: **{label}** | {} |",
+                code_span(&value)
+            );
+        }
     }
     if !s.reproduced_on_rerun {
         md.push_str("\nNondeterministic: the same input did not fail on every run.\n");
     }
     Ok(md)
+}
+
+/// Inline code for a table cell: a value that holds a backtick (a panic message quoting code)
+/// is delimited by two, as Markdown requires.
+fn code_span(s: &str) -> String {
+    if s.contains('`') {
+        format!("`` {s} ``")
+    } else {
+        format!("`{s}`")
+    }
 }
 
 fn fenced(lang: &str, body: &str) -> String {
@@ -1185,7 +1226,30 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
         let _ = write!(md, "\n**Related**: {}.\n", rel.join(", "));
     }
     if let Some((run, _)) = rep {
-        let _ = write!(md, "\n**Environment**: {}.\n", environment_line(run, data));
+        // The machine of the repro's run and, for a CPU run, of every other backend the text
+        // says the bug shows on (the lead or the Versions line may state a CUDA result). A GPU
+        // run computed its CPU rows on its own host, which its line already names.
+        let mut envs = vec![environment_line(run, data)];
+        let others = if run.target.backend == "cpu" {
+            r.backends.as_slice()
+        } else {
+            &[]
+        };
+        for b in others {
+            if let Some(other) = data
+                .sweeps
+                .get(b)
+                .filter(|o| o.target.backend != run.target.backend)
+            {
+                let line = environment_line(other, data);
+                let same_candle = format!("candle {} · ", run.candle_version);
+                envs.push(format!(
+                    "{b}: {}",
+                    line.strip_prefix(&same_candle).unwrap_or(&line)
+                ));
+            }
+        }
+        let _ = write!(md, "\n**Environment**: {}.\n", envs.join("; "));
     }
     let mut parts = vec!["every symptom observed"];
     if recorded_output_of(data, key, repro).is_some() {
@@ -1416,7 +1480,7 @@ pub fn check(g: &Generated) -> Result<(), Error> {
             }
         }
         for line in paste.lines() {
-            if let Some(why) = contradiction(line) {
+            if let Some(why) = contradiction(line).or_else(|| broken_code_span(line)) {
                 wrong.push(format!("{name}: {why}: `{line}`"));
             }
         }
@@ -1440,14 +1504,23 @@ pub fn check(g: &Generated) -> Result<(), Error> {
     }
 }
 
+/// A results-table value in single backticks that itself holds a backtick: Markdown ends the
+/// code span early and the row renders broken.
+pub fn broken_code_span(line: &str) -> Option<&'static str> {
+    let value = line.strip_prefix('|')?.split(" | ").nth(1)?;
+    (value.starts_with('`') && !value.starts_with("``") && value.matches('`').count() > 2)
+        .then_some("a value holding a backtick is delimited by single backticks")
+}
+
 /// A results-table row whose label cannot be right for its value: an error or a panic called
 /// anything but what it is.
 pub fn contradiction(line: &str) -> Option<&'static str> {
     let (label, value) = line.split_once(": **")?;
     let _ = label;
     let (label, value) = value.split_once("** | ")?;
-    let error = value.starts_with("`error:");
-    let panic = value.starts_with("`panic:");
+    let value = value.trim_start_matches('`').trim_start();
+    let error = value.starts_with("error:");
+    let panic = value.starts_with("panic:");
     match label {
         "agrees" | "differs" if error => Some("an error is labelled as a value"),
         "refuses, as expected" if !error => Some("a value is labelled as a refusal"),
@@ -1555,7 +1628,7 @@ mod tests {
         assert_eq!(
             l["cuda"],
             Label::Differs,
-            "1.99999737739563 is not 1.9999975000046875 in f64"
+            "1.99999737739563 is not 1.9999975000047505 in f64"
         );
 
         let nan = divergence(&run, "max-keepdim-fwd-non-finite-nan-middle");
@@ -1572,7 +1645,7 @@ mod tests {
             exec::Obs::Values {
                 dtype: "f64".into(),
                 shape: vec![1, 1],
-                values: vec![1.9999975000046875],
+                values: vec![1.9999975000047505],
             },
         );
         per.insert(
@@ -1604,6 +1677,22 @@ mod tests {
         ] {
             assert_eq!(contradiction(line), None, "{line}");
         }
+    }
+
+    /// Review J (round 3): a panic message quoting code, in single backticks, rendered as
+    /// broken code spans.
+    #[test]
+    fn a_value_holding_a_backtick_gets_double_backticks() {
+        let broken = "| cpu: **panics** | `panic: called `Option::unwrap()` on a `None` value` |";
+        assert!(broken_code_span(broken).is_some());
+        let value = "panic: called `Option::unwrap()` on a `None` value";
+        let fixed = format!("| cpu: **panics** | {} |", code_span(value));
+        assert_eq!(broken_code_span(&fixed), None, "{fixed}");
+        assert_eq!(contradiction(&fixed), None, "{fixed}");
+        assert_eq!(
+            broken_code_span("| cpu: **agrees** | `f32 [1] [2]` |"),
+            None
+        );
     }
 
     #[test]

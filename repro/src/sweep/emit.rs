@@ -394,6 +394,7 @@ pub fn program(
     devices: &[&str],
     optional: &[&str],
     out_dtype: &str,
+    later_call: bool,
 ) -> Program {
     let cell = &s.cell;
     let inputs = super::exec::prepare(op, cell);
@@ -451,14 +452,24 @@ pub fn program(
             "metal" => "Device::new_metal(0)",
             _ => continue,
         };
-        if optional.contains(d) {
-            shows.push_str(&format!(
+        match (optional.contains(d), later_call) {
+            (true, false) => shows.push_str(&format!(
                 "    if let Ok(dev) = {open} {{\n        show(&dev);\n    }}\n"
-            ));
-        } else {
-            shows.push_str(&format!("    show(&{open}?);\n"));
+            )),
+            (true, true) => shows.push_str(&format!(
+                "    if let Ok(dev) = {open} {{\n        show(&dev);\n        later_call(&dev);\n    }}\n"
+            )),
+            (false, false) => shows.push_str(&format!("    show(&{open}?);\n")),
+            (false, true) => shows.push_str(&format!(
+                "    let dev = {open}?;\n    show(&dev);\n    later_call(&dev);\n"
+            )),
         }
     }
+    let later_fn = if later_call {
+        "\n// A valid call on the same device, after the one above.\nfn later_call(dev: &Device) {\n    match Tensor::new(&[1f32, 2.], dev).and_then(|t| t.sum_all()?.to_device(&Device::Cpu)) {\n        Ok(t) => println!(\"{:?}: a later valid call: {t}\", dev.location()),\n        Err(e) => println!(\"{:?}: a later valid call: error: {e}\", dev.location()),\n    }\n}\n"
+    } else {
+        ""
+    };
     let var = if backward_role.is_some() { ", Var" } else { "" };
     let dtype = if body.contains("DType::") {
         "DType, "
@@ -473,7 +484,7 @@ pub fn program(
         _ => "",
     };
     let source = format!(
-        "use candle_core::{{{dtype}Device, Tensor{var}}};\n\nfn run(dev: &Device) -> candle_core::Result<Tensor> {{\n{body}}}\n\nfn show(dev: &Device) {{\n    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {{\n        Ok(t) => println!(\"{{:?}}: {{t}}\", dev.location()),\n        Err(e) => println!(\"{{:?}}: error: {{e}}\", dev.location()),\n    }}\n}}\n\nfn main() -> candle_core::Result<()> {{\n{precision}{shows}    Ok(())\n}}\n",
+        "use candle_core::{{{dtype}Device, Tensor{var}}};\n\nfn run(dev: &Device) -> candle_core::Result<Tensor> {{\n{body}}}\n\nfn show(dev: &Device) {{\n    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {{\n        Ok(t) => println!(\"{{:?}}: {{t}}\", dev.location()),\n        Err(e) => println!(\"{{:?}}: error: {{e}}\", dev.location()),\n    }}\n}}\n{later_fn}\nfn main() -> candle_core::Result<()> {{\n{precision}{shows}    Ok(())\n}}\n",
     );
     Program {
         uses_nn: source.contains("candle_nn::"),

@@ -824,7 +824,8 @@ pub static OPS: &[Op] = &[
         knobs: 2,
         inputs: |c, rng| norm_inputs(c, rng, false),
         candle: |_, t| candle_nn::ops::rms_norm(&t[0], &t[1], 1e-5),
-        oracle: |_, h| oracle::rms_norm(&h[0], &h[1], 1e-5).into(),
+        // The function takes its eps as an f32: the oracle uses that value.
+        oracle: |_, h| oracle::rms_norm(&h[0], &h[1], f64::from(1e-5f32)).into(),
         code: |_, v| format!("candle_nn::ops::rms_norm(&{}, &{}, 1e-5)?", v[0], v[1]),
         grads: &[0, 1],
         check: OutputCheck::Values,
@@ -1008,7 +1009,8 @@ pub static OPS: &[Op] = &[
         knobs: 2,
         inputs: |c, rng| norm_inputs(c, rng, true),
         candle: |_, t| candle_nn::ops::layer_norm(&t[0], &t[1], &t[2], 1e-5),
-        oracle: |_, h| oracle::layer_norm(&h[0], &h[1], &h[2], 1e-5).into(),
+        // The function takes its eps as an f32: the oracle uses that value.
+        oracle: |_, h| oracle::layer_norm(&h[0], &h[1], &h[2], f64::from(1e-5f32)).into(),
         code: |_, v| {
             format!(
                 "candle_nn::ops::layer_norm(&{}, &{}, &{}, 1e-5)?",

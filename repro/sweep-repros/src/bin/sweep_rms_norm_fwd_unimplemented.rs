@@ -4,7 +4,7 @@
 //! Depends on candle-core and candle-nn only. Run: `cargo run -- [cpu|cuda|metal]`; it prints
 //! the result on the CPU and on the chosen device.
 //!
-//! Expected (plain-Rust oracle, forward): f64 [1, 1] [1.9999975000046875]
+//! Expected (plain-Rust oracle, forward): f64 [1, 1] [1.9999975000047505]
 //! Observed when generated:
 //!   cpu: error: unsupported dtype for rmsnorm F64
 

@@ -13,8 +13,18 @@ fn show(dev: &Device) {
     }
 }
 
+// A valid call on the same device, after the one above.
+fn later_call(dev: &Device) {
+    match Tensor::new(&[1f32, 2.], dev).and_then(|t| t.sum_all()?.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: a later valid call: {t}", dev.location()),
+        Err(e) => println!("{:?}: a later valid call: error: {e}", dev.location()),
+    }
+}
+
 fn main() -> candle_core::Result<()> {
     show(&Device::Cpu);
-    show(&Device::new_cuda(0)?);
+    let dev = Device::new_cuda(0)?;
+    show(&dev);
+    later_call(&dev);
     Ok(())
 }
