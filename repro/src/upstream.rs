@@ -1105,10 +1105,13 @@ fn claims_table(r: &RootCause, data: &Data) -> String {
             Some(case) => (
                 format!("the case `{case}`"),
                 "suite case".to_string(),
+                // A suite run on the CPU alone has no device to compare and says
+                // "inconclusive", which would read as a verdict on the CPU: left out.
                 data.suite
                     .get(case)
                     .into_iter()
                     .flatten()
+                    .filter(|(_, e)| e.verdict != "inconclusive")
                     .map(|(b, e)| format!("{b}: {}", e.verdict))
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -1155,6 +1158,16 @@ fn recorded_output<'a>(data: &'a Data, key: &str, source: &str) -> Option<(&'a s
 fn program_output<'a>(data: &'a Data, key: &str, source: &str) -> Option<&'a str> {
     recorded_output(data, key, source).map(|(t, _, _)| t)
 }
+
+/// Heads the program's recorded GPU output in the details.
+const OUTPUT_HEAD: &str = "The program above, run on a GPU";
+
+/// What the details' summary line names, and the line that begins each in the details.
+const DETAILS_PARTS: [(&str, &str); 3] = [
+    ("the program's output on a GPU", OUTPUT_HEAD),
+    ("the patch", "\nPatch `"),
+    ("the searches", "\nSearched candle's issues"),
+];
 
 /// Where the pasteable part of a text ends.
 pub const FOLD: &str = "<details>";
@@ -1274,6 +1287,13 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
     );
     if b.is_bug() {
         md.push_str(&cases_section(r, data));
+    }
+    if let Some((output, exit, machine)) = recorded_output_of(data, key, repro) {
+        let _ = write!(
+            md,
+            "\n{OUTPUT_HEAD} ({machine}; exit code {exit}):\n\n{}",
+            fenced("text", output)
+        );
     }
     if !f.related.is_empty() {
         md.push_str("\nRelated:\n\n");
@@ -1479,6 +1499,9 @@ pub fn check(g: &Generated) -> Result<(), Error> {
                 ));
             }
         }
+        if let Some(why) = summary_promises_missing_part(text) {
+            wrong.push(format!("{name}: {why}"));
+        }
         for line in paste.lines() {
             if let Some(why) = contradiction(line).or_else(|| broken_code_span(line)) {
                 wrong.push(format!("{name}: {why}: `{line}`"));
@@ -1502,6 +1525,18 @@ pub fn check(g: &Generated) -> Result<(), Error> {
             wrong.join("; ")
         )))
     }
+}
+
+/// The details' summary names a part (the patch, the program's GPU output, the searches) that
+/// the details do not hold (review H, round 2, and P, round 3, each found one).
+pub fn summary_promises_missing_part(text: &str) -> Option<String> {
+    let start = text.find("<summary>Details: ")?;
+    let summary = &text[start..text[start..].find("</summary>")? + start];
+    let details = &text[start + summary.len()..];
+    DETAILS_PARTS
+        .iter()
+        .find(|(named, head)| summary.contains(named) && !details.contains(head))
+        .map(|(named, _)| format!("the details' summary names {named}, which the details lack"))
 }
 
 /// A results-table value in single backticks that itself holds a backtick: Markdown ends the
@@ -1677,6 +1712,16 @@ mod tests {
         ] {
             assert_eq!(contradiction(line), None, "{line}");
         }
+    }
+
+    #[test]
+    fn a_summary_naming_a_missing_part_is_caught() {
+        let text = "x\n<details><summary>Details: every symptom observed, the program's output on a GPU, the searches</summary>\n\nSymptoms\n\nSearched candle's issues and pull requests for: \"a\".\n</details>\n";
+        assert!(summary_promises_missing_part(text).is_some());
+        let text = text.replace("Symptoms", &format!("{OUTPUT_HEAD} (m; exit code 0):"));
+        assert_eq!(summary_promises_missing_part(&text), None);
+        let text = text.replace(", the searches", ", the patch");
+        assert!(summary_promises_missing_part(&text).is_some());
     }
 
     /// Review J (round 3): a panic message quoting code, in single backticks, rendered as
