@@ -1160,11 +1160,11 @@ fn program_output<'a>(data: &'a Data, key: &str, source: &str) -> Option<&'a str
 }
 
 /// Heads the program's recorded GPU output in the details.
-const OUTPUT_HEAD: &str = "The program above, run on a GPU";
+const OUTPUT_HEAD: &str = "The program above, run on a GPU machine";
 
 /// What the details' summary line names, and the line that begins each in the details.
 const DETAILS_PARTS: [(&str, &str); 3] = [
-    ("the program's output on a GPU", OUTPUT_HEAD),
+    ("the program's output on a GPU machine", OUTPUT_HEAD),
     ("the patch", "\nPatch `"),
     ("the searches", "\nSearched candle's issues"),
 ];
@@ -1266,7 +1266,7 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
     }
     let mut parts = vec!["every symptom observed"];
     if recorded_output_of(data, key, repro).is_some() {
-        parts.push("the program's output on a GPU");
+        parts.push("the program's output on a GPU machine");
     }
     if !f.patches.is_empty() {
         parts.push("the patch");
@@ -1289,9 +1289,16 @@ pub fn render(key: &str, data: &Data, repro: Option<(&Repro, &str)>) -> Result<S
         md.push_str(&cases_section(r, data));
     }
     if let Some((output, exit, machine)) = recorded_output_of(data, key, repro) {
+        // A program whose table shows the CPU alone opens no GPU: say so beside its output.
+        let opens_gpu = repro.is_some_and(|(_, src)| src.contains("Device::new_cuda"));
+        let cpu_only = if opens_gpu {
+            ""
+        } else {
+            "; the program opens no GPU, so it prints the CPU's answer only"
+        };
         let _ = write!(
             md,
-            "\n{OUTPUT_HEAD} ({machine}; exit code {exit}):\n\n{}",
+            "\n{OUTPUT_HEAD} ({machine}; exit code {exit}{cpu_only}):\n\n{}",
             fenced("text", output)
         );
     }
@@ -1716,7 +1723,7 @@ mod tests {
 
     #[test]
     fn a_summary_naming_a_missing_part_is_caught() {
-        let text = "x\n<details><summary>Details: every symptom observed, the program's output on a GPU, the searches</summary>\n\nSymptoms\n\nSearched candle's issues and pull requests for: \"a\".\n</details>\n";
+        let text = "x\n<details><summary>Details: every symptom observed, the program's output on a GPU machine, the searches</summary>\n\nSymptoms\n\nSearched candle's issues and pull requests for: \"a\".\n</details>\n";
         assert!(summary_promises_missing_part(text).is_some());
         let text = text.replace("Symptoms", &format!("{OUTPUT_HEAD} (m; exit code 0):"));
         assert_eq!(summary_promises_missing_part(&text), None);
