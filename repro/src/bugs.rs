@@ -165,6 +165,20 @@ pub struct Bug {
 }
 
 impl Bug {
+    /// The upstream thread this bug's text goes to, where one exists: the issue it comments
+    /// on, or the pull request that fixes it. A bug still to be filed has none.
+    pub fn upstream_link(&self) -> Option<String> {
+        match (self.front.action, self.front.target) {
+            (Action::Comment, Some(n)) => {
+                Some(format!("https://github.com/huggingface/candle/issues/{n}"))
+            }
+            (Action::PrExists, Some(n)) => {
+                Some(format!("https://github.com/huggingface/candle/pull/{n}"))
+            }
+            _ => None,
+        }
+    }
+
     /// Keys under `not-a-bug-` record claims the runs refuted.
     pub fn is_bug(&self) -> bool {
         self.front.action != Action::NotABug

@@ -90,9 +90,8 @@ pub struct Known {
     pub devices: BTreeMap<String, String>,
     /// `false` for an entry known only from reading source: it is never reported as observed.
     pub observed: bool,
-    /// The upstream issue, when one exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<String>,
+    /// Why a backend is predicted to show it: only on an entry no run has observed (an
+    /// observed one's prose is its bug file's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Backends where reading candle's source predicts this divergence but no run has shown
@@ -112,7 +111,6 @@ impl Known {
             candle: candle.into(),
             devices: BTreeMap::new(),
             observed: true,
-            upstream: None,
             note: None,
             predicted: BTreeMap::new(),
         }
@@ -158,6 +156,12 @@ impl KnownSet {
         let entries: BTreeMap<String, Known> = toml::from_str(&text)
             .map_err(|e| Error::BadInput(format!("{}: {}", path.display(), e.message())))?;
         for (id, k) in &entries {
+            if k.observed && k.note.is_some() {
+                return Err(Error::BadInput(format!(
+                    "{}: `{id}` is observed and has a note: its prose belongs in the bug file that claims it (repro/bugs/)",
+                    path.display()
+                )));
+            }
             for b in k.backends.iter().chain(k.predicted.keys()) {
                 if !crate::manifest::BACKENDS.contains(&b.as_str()) {
                     return Err(Error::BadInput(format!(
@@ -173,9 +177,9 @@ impl KnownSet {
     pub fn to_toml(&self) -> String {
         let mut s = String::from(
             "# Known divergences found by `repro sweep`, written by `repro sweep --bless` from a run\n\
-             # and reviewed like code. Each names the backends a run observed it on, the candle\n\
-             # versions and the upstream issue where one exists; its root cause is the bug file in\n\
-             # repro/bugs/ that claims it. A sweep fails when a divergence here no longer shows on a backend\n\
+             # and reviewed like code. Each names the backends a run observed it on and the candle\n\
+             # versions; its root cause, prose and upstream thread are the bug file's in repro/bugs/\n\
+             # that claims it. A sweep fails when a divergence here no longer shows on a backend\n\
              # that ran (fixed? update this file) or when one shows that is not here.\n\
              # `[<id>.predicted.<backend>]` is a divergence read from candle's source on a backend no\n\
              # run has shown it on (the cell that would show it, the source and a quote); it is never\n\
@@ -343,6 +347,8 @@ pub fn apply_run(
             .or_insert_with(|| Known::first_observed(&d.category, candle));
         k.candle = candle.into();
         k.observed = true;
+        // Observed now: its prose is the bug file's that claims it.
+        k.note = None;
         for b in &d.backends {
             if !k.backends.contains(b) {
                 k.backends.push(b.clone());
@@ -383,6 +389,22 @@ pub fn apply_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An observed entry's prose is its bug file's: a note on one is refused; a prediction
+    /// (never observed) keeps its note.
+    #[test]
+    fn an_observed_entry_with_a_note_is_refused() {
+        let dir = std::env::temp_dir().join(format!("known-note-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("known.toml");
+        let entry = "[x]\ncategory = \"wrong-result\"\nbackends = [\"cpu\"]\nfirst_seen = \"0.11.1\"\ncandle = \"0.11.1\"\n";
+        std::fs::write(&path, format!("{entry}observed = true\nnote = \"why\"\n")).unwrap();
+        let e = KnownSet::load(&path).unwrap_err().to_string();
+        assert!(e.contains("belongs in the bug file"), "{e}");
+        std::fs::write(&path, format!("{entry}observed = false\nnote = \"why\"\n")).unwrap();
+        assert!(KnownSet::load(&path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn prediction() -> Prediction {
         Prediction {

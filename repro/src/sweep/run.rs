@@ -394,6 +394,20 @@ fn run_job(cfg: &SweepConfig, job: Job, deadline: Instant, gathered: &Mutex<Gath
 
 pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, Error> {
     let known = KnownSet::load(&cfg.manifest)?;
+    // Each id's upstream thread comes from the bug file that claims it (repro/bugs/, beside
+    // the manifest): the manifest holds only what runs observed. A manifest kept elsewhere,
+    // with no bug files beside it, gives no links.
+    let bugs_dir = cfg.manifest.parent().unwrap_or(Path::new(".")).join("bugs");
+    let bugs = if bugs_dir.is_dir() {
+        crate::bugs::load(&bugs_dir)?
+    } else {
+        BTreeMap::new()
+    };
+    let links: BTreeMap<String, String> = bugs
+        .values()
+        .filter_map(|b| b.upstream_link().map(|l| (b, l)))
+        .flat_map(|(b, l)| b.front.claims.iter().map(move |c| (c.clone(), l.clone())))
+        .collect();
     let start = Instant::now();
     let deadline = start + cfg.budget;
     let mut jobs = Vec::new();
@@ -528,7 +542,7 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, Error> {
             d.status = Some(s.clone());
             d.status_message = m.clone();
         }
-        d.upstream = known.entries.get(&d.id).and_then(|k| k.upstream.clone());
+        d.upstream = links.get(&d.id).cloned();
     }
     let missing = statuses
         .into_iter()
@@ -602,7 +616,7 @@ pub fn write_outputs(cfg: &SweepConfig, r: &SweepReport) -> std::io::Result<Vec<
 }
 
 /// Rewrites the manifest from a run: entries seen now get this run's backends and devices
-/// (keeping their upstream link, note and first-seen version); entries on backends that did not
+/// (keeping their first-seen version); entries on backends that did not
 /// run are kept.
 pub fn bless(cfg: &SweepConfig, r: &SweepReport) -> Result<Vec<PathBuf>, Error> {
     let mut known = KnownSet::load(&cfg.manifest)?;

@@ -137,8 +137,10 @@ pub fn status_markdown(
             cell("cuda"),
             cell("metal"),
             matrix.get(id).unwrap_or(&k.first_seen),
-            k.upstream
-                .as_deref()
+            owner
+                .get(id.as_str())
+                .and_then(|key| root_causes.get(*key))
+                .and_then(|r| r.bug.upstream_link())
                 .map(|u| format!("[link]({u})"))
                 .unwrap_or_default(),
         ));
