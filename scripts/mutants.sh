@@ -5,6 +5,9 @@
 #
 #   scripts/mutants.sh            # all mutants (~10 min on 2 cores: each rebuilds one crate)
 #   scripts/mutants.sh NAME…      # only these
+#   scripts/mutants.sh --apply-only   # each mutant applies to HEAD (none void); no build, no
+#                                     # check (seconds: CI runs it, so a pattern that the code
+#                                     # moved away from fails at once instead of rotting)
 #
 # The scratch copy shares one target dir (target/mutants) so only the mutated crate rebuilds.
 # Every extraction takes the current time as mtime (`tar -m`): restoring a file with its older
@@ -29,7 +32,9 @@ open(path, "w").write(s.replace(old, new))
 EOF
 }
 
-caught=0 missed=0 void=0
+apply_only=
+if [ "${1:-}" = --apply-only ]; then apply_only=1; shift; fi
+caught=0 missed=0 void=0 applied=0
 declare -A baseline=()
 # mutant NAME DESCRIPTION APPLY CHECK: APPLY edits the scratch copy, CHECK must then fail. CHECK
 # must pass on the unmutated copy first (once per distinct check), or a failure proves nothing.
@@ -37,6 +42,15 @@ mutant() {
   local name=$1 what=$2 apply=$3 check=$4
   if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx "$name"; then return; fi
   git -C "$root" archive HEAD | tar -x -m -C "$scratch"
+  if [ -n "$apply_only" ]; then
+    if (eval "$apply") >/dev/null 2>"$scratch/.apply.err"; then
+      applied=$((applied + 1))
+    else
+      echo "VOID    $name: $(cat "$scratch/.apply.err")"
+      void=$((void + 1))
+    fi
+    return
+  fi
   if [ -z "${baseline[$check]:-}" ]; then
     if (eval "$check") >"$scratch/.base.log" 2>&1; then
       baseline[$check]=ok
@@ -68,9 +82,9 @@ mutant sweep-child-dies \
 
 mutant sweep-budget \
   "a sweep whose budget runs out before the ops finish (the default budget cut to 1 s)" \
-  'replace repro/src/main.rs "#[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        budget: u64," "#[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        budget: u64,"' \
+  'replace repro/src/commands/sweep.rs "#[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    budget: u64," "#[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    budget: u64,"' \
   'cargo run -q -p repro -- sweep --device cpu --jobs 1 --report-dir "$scratch/r"'
 
 mutant oracle-softmax-bf16 \
@@ -90,7 +104,7 @@ mutant compare-infinity \
 
 mutant cpu-oracle-check \
   "the CPU's disagreement with the oracle goes unrecorded (the CPU suite sees only inconclusive)" \
-  'replace crates/harness/src/case.rs "reference_disagrees: !reference_checks.iter().all(Check::agrees)," "reference_disagrees: false,"' \
+  'replace crates/harness/src/variant.rs "reference_disagrees: !reference_checks.iter().all(Check::agrees)," "reference_disagrees: false,"' \
   'cargo run -q -p repro -- run --device cpu --report-dir "$scratch/r"'
 
 mutant known-case-divergence-dropped \
@@ -151,5 +165,10 @@ default = [\"planted-bug-no-residual\"]"' \
     'cargo test -q -p moe-core --test reference_parity'
 fi
 
+if [ -n "$apply_only" ]; then
+  echo "mutants: $applied apply, $void void (not built or checked: --apply-only)"
+  [ "$void" = 0 ]
+  exit
+fi
 echo "mutants: $caught caught, $missed missed, $void void"
 [ "$missed" = 0 ] && [ "$void" = 0 ]

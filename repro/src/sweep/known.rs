@@ -336,6 +336,12 @@ pub fn apply_run(
     devices: &BTreeMap<String, String>,
     candle: &str,
 ) {
+    // The descriptions before this run, for a backend it sees but does not name (below).
+    let before: BTreeMap<String, BTreeMap<String, String>> = known
+        .entries
+        .iter()
+        .map(|(id, k)| (id.clone(), k.devices.clone()))
+        .collect();
     for k in known.entries.values_mut() {
         k.backends.retain(|b| !ran.contains(b));
         k.devices.retain(|b, _| !ran.contains(b));
@@ -353,8 +359,17 @@ pub fn apply_run(
             if !k.backends.contains(b) {
                 k.backends.push(b.clone());
             }
-            if let Some(dev) = devices.get(b) {
-                k.devices.insert(b.clone(), dev.clone());
+            // A bare "cpu" is the host of a GPU run, which does not name its CPU: it fills a
+            // missing description but does not replace the CPU run's own ("cpu (AMD EPYC)").
+            let named_before = before.get(&d.id).and_then(|m| m.get(b));
+            match (devices.get(b), named_before) {
+                (Some(dev), Some(old)) if dev == b => {
+                    k.devices.insert(b.clone(), old.clone());
+                }
+                (Some(dev), _) => {
+                    k.devices.insert(b.clone(), dev.clone());
+                }
+                (None, _) => {}
             }
             if let Some(p) = k.predicted.get_mut(b).filter(|p| p.open()) {
                 p.outcome = Some(format!(
@@ -504,5 +519,15 @@ mod tests {
         // After the bless the same run checks clean.
         let st = check(&known, &seen_map, &ran, &done, op_of);
         assert!(st.values().all(|(s, _)| *s == Status::Expected), "{st:?}");
+
+        // A GPU run's host CPU ("cpu", unnamed) does not replace the CPU run's description.
+        let gpu_run = BTreeMap::from([
+            ("cpu".to_string(), "cpu".to_string()),
+            ("metal".to_string(), "metal:0 (Apple M3)".to_string()),
+        ]);
+        apply_run(&mut known, &seen, &ran, &done, op_of, &gpu_run, "0.11.1");
+        let t = &known.entries["gather-fwd-unimplemented-src-transposed"];
+        assert_eq!(t.devices["cpu"], "cpu (Apple M2)");
+        assert_eq!(t.devices["metal"], "metal:0 (Apple M3)");
     }
 }
