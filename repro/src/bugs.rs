@@ -164,17 +164,16 @@ pub struct Bug {
     pub notes: String,
 }
 
+/// The upstream repository; links go only there.
+pub const UPSTREAM: &str = "https://github.com/huggingface/candle";
+
 impl Bug {
     /// The upstream thread this bug's text goes to, where one exists: the issue it comments
     /// on, or the pull request that fixes it. A bug still to be filed has none.
     pub fn upstream_link(&self) -> Option<String> {
         match (self.front.action, self.front.target) {
-            (Action::Comment, Some(n)) => {
-                Some(format!("https://github.com/huggingface/candle/issues/{n}"))
-            }
-            (Action::PrExists, Some(n)) => {
-                Some(format!("https://github.com/huggingface/candle/pull/{n}"))
-            }
+            (Action::Comment, Some(n)) => Some(format!("{UPSTREAM}/issues/{n}")),
+            (Action::PrExists, Some(n)) => Some(format!("{UPSTREAM}/pull/{n}")),
             _ => None,
         }
     }
@@ -462,10 +461,7 @@ impl Sources {
         } else {
             format!("L{a}-L{b}")
         };
-        Ok(format!(
-            "https://github.com/huggingface/candle/blob/{sha}/{}#{lines}",
-            q.file
-        ))
+        Ok(format!("{UPSTREAM}/blob/{sha}/{}#{lines}", q.file))
     }
 
     /// The quote's code lines with a `…` line wherever source lines between two quoted lines are

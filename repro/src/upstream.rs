@@ -361,8 +361,7 @@ fn issue_link(n: u32) -> String {
     format!("[#{n}]({UPSTREAM}/issues/{n})")
 }
 
-/// The upstream repository; links go only there.
-pub const UPSTREAM: &str = "https://github.com/huggingface/candle";
+pub use crate::bugs::UPSTREAM;
 
 /// The action column of the filing plan and STATUS.md.
 pub fn action_cell(b: &Bug) -> String {
