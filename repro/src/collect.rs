@@ -5,6 +5,8 @@
 
 use crate::child::{last_words, tail, Ended, LineChild, Next};
 use crate::error::Error;
+use crate::sweep::known::Status as KnownStatus;
+use crate::sweep::report::SweepReport;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -265,45 +267,34 @@ fn run_step(s: &Step, timeout: Duration) -> std::io::Result<Outcome> {
 /// What changed against the manifests, read from the reports this run wrote.
 fn changes(report_dir: &Path, backend: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let read = |p: PathBuf| -> Option<serde_json::Value> {
-        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-    };
-    if let Some(s) = read(report_dir.join(backend).join("suite.json")) {
-        for c in s["cases"].as_array().into_iter().flatten() {
-            let status = c["status"].as_str().unwrap_or("");
-            if status != "as-expected" {
+    // A report this run did not write (a step that broke) says nothing here.
+    let suite = crate::runner::SuiteReport::read(&report_dir.join(backend).join("suite.json"));
+    if let Ok(s) = suite {
+        for c in &s.cases {
+            if c.status != crate::manifest::Status::AsExpected {
                 out.push(format!(
                     "suite: {} {}: {}",
-                    c["case"].as_str().unwrap_or("?"),
-                    status,
-                    c["message"].as_str().unwrap_or("")
+                    c.case,
+                    c.status.as_str(),
+                    c.message
                 ));
             }
         }
     }
-    if let Some(s) = read(report_dir.join("sweep").join(backend).join("sweep.json")) {
-        for d in s["divergences"].as_array().into_iter().flatten() {
-            if d["status"].as_str() != Some("expected") {
-                out.push(format!(
-                    "sweep: {}: {}",
-                    d["id"].as_str().unwrap_or("?"),
-                    d["status_message"].as_str().unwrap_or("")
-                ));
+    let sweep = SweepReport::read(&report_dir.join("sweep").join(backend).join("sweep.json"));
+    if let Ok(s) = sweep {
+        for d in &s.divergences {
+            if d.status != Some(KnownStatus::Expected) {
+                out.push(format!("sweep: {}: {}", d.id, d.status_message));
             }
         }
-        for m in s["missing"].as_array().into_iter().flatten() {
-            if m[1].as_str() != Some("not-run") {
-                out.push(format!(
-                    "sweep: {}: {}",
-                    m[0].as_str().unwrap_or("?"),
-                    m[2].as_str().unwrap_or("")
-                ));
+        for (id, status, message) in &s.missing {
+            if *status != KnownStatus::NotRun {
+                out.push(format!("sweep: {id}: {message}"));
             }
         }
-        for (op, o) in s["ops"].as_object().into_iter().flatten() {
-            if let Some(why) = o["incomplete"].as_str() {
-                out.push(format!("sweep: {op} not completed: {why}"));
-            }
+        for (op, why) in s.incomplete() {
+            out.push(format!("sweep: {op} not completed: {why}"));
         }
     }
     out

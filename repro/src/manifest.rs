@@ -77,7 +77,7 @@ impl Manifest {
 }
 
 /// How an observed verdict compares with the manifest.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     AsExpected,
@@ -85,6 +85,17 @@ pub enum Status {
     Changed,
     /// No entry for this case and backend.
     NoExpectation,
+}
+
+impl Status {
+    /// The name `suite.json` writes.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::AsExpected => "as-expected",
+            Status::Changed => "changed",
+            Status::NoExpectation => "no-expectation",
+        }
+    }
 }
 
 fn is_failure(v: Verdict) -> bool {

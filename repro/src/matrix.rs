@@ -6,7 +6,10 @@
 //! same backend: present in the earlier and absent in the later ("fixed in"), or the reverse.
 
 use crate::error::Error;
+use crate::runner::SuiteReport;
 use crate::sweep::known::RootCause;
+use crate::sweep::report::SweepReport;
+use harness::case::CaseReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,6 +50,15 @@ pub struct Matrix {
     pub transitions: Vec<Transition>,
     /// One row per (root cause of repro/bugs/, backend): its ids folded together.
     pub root_causes: Vec<RootCauseRow>,
+}
+
+impl Matrix {
+    /// Reads a `matrix.json` that `matrix-report` wrote (the upstream texts' version rows).
+    pub fn read(p: &Path) -> Result<Matrix, Error> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
+        serde_json::from_str(&text).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))
+    }
 }
 
 /// The pseudo-version of scripts/patched.sh: the pin with patches/ applied, not a release.
@@ -164,12 +176,6 @@ fn bug_of(backend: &str, verdict: &str, cpu_diverges: bool) -> Bug {
     }
 }
 
-fn read_json(p: &Path) -> Result<serde_json::Value, Error> {
-    let text =
-        std::fs::read_to_string(p).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))
-}
-
 /// Reads every `<backend>/suite.json` under each version's report folder.
 pub fn collect(
     runs: &[(String, PathBuf)],
@@ -182,18 +188,13 @@ pub fn collect(
             if !suite.is_file() {
                 continue;
             }
-            let suite = read_json(&suite)?;
-            for c in suite["cases"]
-                .as_array()
-                .ok_or_else(|| Error::BadInput("suite.json has no cases".into()))?
-            {
-                let case = c["case"].as_str().unwrap_or_default().to_string();
-                let verdict = c["verdict"].as_str().unwrap_or("inconclusive").to_string();
-                let case_json = read_json(&dir.join(backend).join(format!("{case}.json"))).ok();
-                let cpu_diverges = case_json
-                    .as_ref()
-                    .and_then(|j| j["variants"].as_array())
-                    .is_some_and(|vs| vs.iter().any(|v| v["reference_disagrees"] == true));
+            let suite = SuiteReport::read(&suite).map_err(Error::BadInput)?;
+            for c in &suite.cases {
+                let case = c.case.clone();
+                let verdict = c.verdict.as_str().to_string();
+                let case_json = dir.join(backend).join(format!("{case}.json"));
+                let cpu_diverges = CaseReport::read(&case_json)
+                    .is_ok_and(|r| r.variants.iter().any(|v| v.reference_disagrees));
                 let bug = bug_of(backend, &verdict, cpu_diverges);
                 cells.push(Cell {
                     case,
@@ -265,35 +266,25 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
             if !p.is_file() {
                 continue;
             }
-            let j = read_json(&p)?;
+            let r = SweepReport::read(&p).map_err(Error::BadInput)?;
             let mut ids = std::collections::BTreeSet::new();
-            for d in j["divergences"].as_array().into_iter().flatten() {
-                let id = d["id"].as_str().unwrap_or_default().to_string();
-                op_of.insert(id.clone(), d["op"].as_str().unwrap_or_default().to_string());
+            for d in &r.divergences {
+                op_of.insert(d.id.clone(), d.op.clone());
                 // An accelerator's sweep runs the CPU too: a divergence only the CPU showed
                 // there is the CPU's (its own run records it), not this backend's.
-                let on_this_backend = d["backends"]
-                    .as_array()
-                    .is_none_or(|b| b.iter().any(|b| b.as_str() == Some(backend)));
-                if on_this_backend {
-                    ids.insert(id);
+                if d.backends.iter().any(|b| b == backend) {
+                    ids.insert(d.id.clone());
                 }
             }
             // An op counts as swept for an id when it completed and, for an id that names an
             // i16/i32 index or condition, when this build swept that dtype (a run that does not
             // record its dtypes is taken to have swept them all).
-            let completed: std::collections::BTreeSet<String> = j["ops"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, o)| o["completed"] == true)
+            let completed: std::collections::BTreeSet<String> = r
+                .ops
+                .iter()
+                .filter(|(_, o)| o.completed)
                 .flat_map(|(k, o)| {
-                    let aux: Vec<String> = o["aux_dtypes"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|d| d.as_str().map(str::to_string))
-                        .collect();
+                    let aux = &o.aux_dtypes;
                     let narrow = ["i16", "i32"]
                         .into_iter()
                         .filter(|d| aux.is_empty() || aux.iter().any(|a| a == d))
@@ -424,13 +415,12 @@ pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
     for (v, dir) in sources {
         for backend in &backends {
             let suite = dir.join(backend).join("suite.json");
-            if let Ok(j) = read_json(&suite) {
-                let t: harness::device::DeviceInfo =
-                    serde_json::from_value(j["target"].clone()).unwrap_or_default();
+            if let Ok(j) = SuiteReport::read(&suite) {
                 let _ = writeln!(
                     md,
-                    "- candle {v} on {backend}: {t} — `{}`",
-                    portable_command(j["command"].as_str().unwrap_or(""), v)
+                    "- candle {v} on {backend}: {} — `{}`",
+                    j.target,
+                    portable_command(&j.command, v)
                 );
             }
         }
@@ -518,8 +508,7 @@ pub fn refold(out: &Path, root_causes: &Path) -> Result<Vec<PathBuf>, Error> {
     let causes = crate::sweep::known::load_root_causes(root_causes)?;
     let json_path = out.join("matrix.json");
     let md_path = out.join("matrix.md");
-    let mut m: Matrix = serde_json::from_value(read_json(&json_path)?)
-        .map_err(|e| Error::BadInput(format!("{}: {e}", json_path.display())))?;
+    let mut m = Matrix::read(&json_path)?;
     let old_md = std::fs::read_to_string(&md_path)
         .map_err(|e| Error::BadInput(format!("{}: {e}", md_path.display())))?;
     let runs = old_md
@@ -564,12 +553,43 @@ mod tests {
         );
     }
 
+    /// Writes a suite run of one case as the runner and the case binary write them (through
+    /// their types, so the fixture cannot drift from the schema the matrix reads).
     fn run(dir: &Path, backend: &str, case: &str, verdict: &str, cpu_diverges: bool) {
         let d = dir.join(backend);
         std::fs::create_dir_all(&d).unwrap();
-        let suite = serde_json::json!({"cases": [{"case": case, "verdict": verdict}], "target": {"location": backend, "name": "x"}, "command": "c"});
-        std::fs::write(d.join("suite.json"), suite.to_string()).unwrap();
-        let case_json = serde_json::json!({"variants": [{"reference_disagrees": cpu_diverges}]});
+        let target = harness::device::DeviceInfo {
+            location: backend.into(),
+            name: "x".into(),
+            ..Default::default()
+        };
+        let suite = SuiteReport {
+            schema_version: crate::runner::SUITE_REPORT_SCHEMA,
+            candle_version: "x".into(),
+            target: target.clone(),
+            command: "c".into(),
+            timeout_seconds: 1,
+            wall_seconds: 0.0,
+            cases: vec![crate::runner::CaseResult {
+                case: case.into(),
+                verdict: verdict.parse().unwrap(),
+                summary: String::new(),
+                expected: None,
+                status: crate::manifest::Status::NoExpectation,
+                message: String::new(),
+                seconds: 0.0,
+            }],
+        };
+        std::fs::write(d.join("suite.json"), serde_json::to_string(&suite).unwrap()).unwrap();
+        let case_json = serde_json::json!({
+            "case": case, "title": "", "claim": "", "source": "", "upstream": [],
+            "environment": {"candle_version": "x", "os": "", "arch": "", "reference": {}, "target": target},
+            "command": "c", "accelerator_used": false,
+            "canary": {"devices": [], "passed": true, "failures": []},
+            "verdict": verdict,
+            "variants": [{"name": "v", "about": "", "verdict": verdict, "reference_disagrees": cpu_diverges, "steps": []}],
+        });
+        CaseReport::parse(&case_json.to_string()).expect("the fixture is a case report");
         std::fs::write(d.join(format!("{case}.json")), case_json.to_string()).unwrap();
     }
 
@@ -674,12 +694,34 @@ mod tests {
         let sweep = |v: &str, ids: &[&str]| {
             let d = base.join(v).join("sweep").join("cpu");
             std::fs::create_dir_all(&d).unwrap();
-            let divergences: Vec<serde_json::Value> = ids
+            let divergences = ids
                 .iter()
-                .map(|id| serde_json::json!({"id": id, "op": "gelu_erf", "backends": ["cpu"]}))
+                .map(|id| crate::sweep::report::Divergence {
+                    id: id.to_string(),
+                    op: "gelu_erf".into(),
+                    pass: "forward".into(),
+                    category: crate::sweep::exec::Category::WrongResult,
+                    backends: ["cpu".to_string()].into(),
+                    dtypes: Default::default(),
+                    cells: 1,
+                    title: String::new(),
+                    repro: None,
+                    death: None,
+                    status: None,
+                    status_message: String::new(),
+                    upstream: None,
+                })
                 .collect();
-            let j = serde_json::json!({"divergences": divergences, "ops": {"gelu_erf": {"completed": true}}});
-            std::fs::write(d.join("sweep.json"), j.to_string()).unwrap();
+            let op = crate::sweep::report::OpSummary {
+                completed: true,
+                ..Default::default()
+            };
+            let j = SweepReport {
+                divergences,
+                ops: [("gelu_erf".to_string(), op)].into(),
+                ..Default::default()
+            };
+            std::fs::write(d.join("sweep.json"), serde_json::to_string(&j).unwrap()).unwrap();
         };
         sweep(
             "old",

@@ -8,7 +8,7 @@ use crate::manifest::{self, Manifest, Status};
 use harness::device::{DeviceInfo, CANDLE_VERSION};
 use harness::report::write_atomic;
 use harness::{Case, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +27,7 @@ pub struct SuiteConfig<'a> {
     pub manifest: &'a Manifest,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CaseResult {
     pub case: String,
     pub verdict: Verdict,
@@ -40,8 +40,18 @@ pub struct CaseResult {
     pub seconds: f64,
 }
 
-#[derive(Debug, Serialize)]
+/// The version of `suite.json`. Readers refuse a newer one; a report written before the field
+/// existed is version 1.
+pub const SUITE_REPORT_SCHEMA: u32 = 1;
+
+fn schema_v1() -> u32 {
+    1
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SuiteReport {
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub candle_version: String,
     pub target: DeviceInfo,
     pub command: String,
@@ -51,6 +61,22 @@ pub struct SuiteReport {
 }
 
 impl SuiteReport {
+    /// Reads a `suite.json` the runner wrote: the one way collect and the version matrix get
+    /// at a suite run.
+    pub fn read(path: &Path) -> Result<SuiteReport, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let r: SuiteReport =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if r.schema_version > SUITE_REPORT_SCHEMA {
+            return Err(format!(
+                "{}: suite report schema {} is newer than this build reads ({SUITE_REPORT_SCHEMA})",
+                path.display(),
+                r.schema_version
+            ));
+        }
+        Ok(r)
+    }
+
     /// True when every verdict is as the manifest expects (or has no entry and did not crash).
     pub fn as_expected(&self) -> bool {
         self.cases.iter().all(|c| match c.status {
@@ -230,20 +256,11 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
         Ended::Exited(status)
             if matches!(status.code(), Some(0 | 10 | 11 | 12)) && staged("json").is_file() =>
         {
-            let json: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(staged("json"))?).map_err(|e| {
-                    std::io::Error::other(format!("{}: unreadable child report: {e}", case.name))
-                })?;
-            cpu_disagrees = json["variants"].as_array().map(|vs| {
-                vs.iter()
-                    .any(|v| v["reference_disagrees"].as_bool().unwrap_or(false))
-            });
-            result.verdict = json["verdict"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    std::io::Error::other(format!("{}: child report has no verdict", case.name))
-                })?;
+            let report = harness::case::CaseReport::read(&staged("json")).map_err(|e| {
+                std::io::Error::other(format!("{}: unreadable child report: {e}", case.name))
+            })?;
+            cpu_disagrees = Some(report.variants.iter().any(|v| v.reference_disagrees));
+            result.verdict = report.verdict;
             let text = std::fs::read_to_string(staged("txt"))?;
             result.summary = text
                 .lines()
@@ -338,6 +355,7 @@ pub fn run_suite(cfg: &SuiteConfig) -> std::io::Result<SuiteReport> {
     progress.finish();
     let _ = std::fs::remove_dir_all(&staging_root);
     let suite = SuiteReport {
+        schema_version: SUITE_REPORT_SCHEMA,
         candle_version: CANDLE_VERSION.into(),
         target: cfg.target.clone(),
         command: cfg.command.clone(),

@@ -16,12 +16,16 @@
 use crate::bugs::{Action, Bug, Quote};
 use crate::error::Error;
 use crate::manifest::Manifest;
+use crate::matrix::Bug as MatrixBug;
 use crate::sweep::exec;
+use crate::sweep::exec::Category;
 use crate::sweep::known::{self, KnownSet, RootCause};
 use crate::sweep::ops::{self, Op, Reference};
 use crate::sweep::Shrunk;
+use harness::case::CaseReport;
+use harness::compare::Check;
 use harness::host::HostTensor;
-use serde::Deserialize;
+use harness::observe::{Expected as OracleExpected, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,28 +40,9 @@ pub const PATCH_DIR: &str = "patches/candle-0.11.1";
 /// A sweep report's target device, as `harness::device::DeviceInfo` writes it.
 pub type Target = harness::device::DeviceInfo;
 
-#[derive(Clone, Debug, Deserialize)]
-pub struct SweepDivergence {
-    pub id: String,
-    #[serde(default)]
-    pub title: Option<String>,
-    pub op: String,
-    pub pass: String,
-    pub category: String,
-    pub backends: Vec<String>,
-    pub dtypes: Vec<String>,
-    pub cells: usize,
-    pub repro: Option<Shrunk>,
-}
-
-/// The parts of `reports/sweep/<backend>/sweep.json` a text uses.
-#[derive(Clone, Debug, Deserialize)]
-pub struct SweepRun {
-    pub candle_version: String,
-    pub target: Target,
-    pub backends: Vec<String>,
-    pub divergences: Vec<SweepDivergence>,
-}
+/// A sweep report and one of its divergences, as the sweep wrote them (`SweepReport::read`).
+pub type SweepRun = crate::sweep::report::SweepReport;
+pub type SweepDivergence = crate::sweep::report::Divergence;
 
 /// One step of a suite case where a backend disagrees with the oracle.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,7 +72,7 @@ pub struct CaseRun {
 #[derive(Clone, Debug, Default)]
 pub struct VersionMatrix {
     pub versions: Vec<String>,
-    pub bug: BTreeMap<(String, String, String), String>,
+    pub bug: BTreeMap<(String, String, String), MatrixBug>,
 }
 
 /// Everything the texts are generated from.
@@ -172,67 +157,59 @@ impl Outputs {
 // ---------------------------------------------------------------------------------------------
 // Loading (the only part that reads files).
 
-fn read_json(p: &Path) -> Result<serde_json::Value, Error> {
-    let text =
-        std::fs::read_to_string(p).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))
-}
-
-fn show_tensor(dtype: &str, shape: &[u64], values: &[f64]) -> String {
+fn show_tensor(dtype: &str, shape: &[usize], values: &[f64]) -> String {
     let v: Vec<String> = values.iter().take(12).map(|x| format!("{x}")).collect();
     let more = if values.len() > 12 { ", …" } else { "" };
     format!("{dtype} {shape:?} [{}{more}]", v.join(", "))
 }
 
-/// A case step's `expected` / `reference` / `target` value in one line.
-fn show_value(v: &serde_json::Value) -> String {
-    match v["kind"].as_str() {
-        Some("tensor") => {
-            let values: Vec<f64> = v["values"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-                .unwrap_or_default();
-            let shape: Vec<u64> = v["shape"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
-                .unwrap_or_default();
-            show_tensor(v["dtype"].as_str().unwrap_or("?"), &shape, &values)
+fn show_expected(e: &OracleExpected) -> String {
+    match e {
+        OracleExpected::Tensor(t) => {
+            show_tensor(harness::host::dtype_name(t.dtype), &t.shape, &t.values)
         }
-        Some("error") => format!("error: {}", v["message"].as_str().unwrap_or("")),
-        Some("panic") => format!("panic: {}", v["message"].as_str().unwrap_or("")),
-        Some("rejected") => format!("rejects the call: {}", v["reason"].as_str().unwrap_or("")),
-        _ => v.to_string(),
+        OracleExpected::Rejected(r) => format!("rejects the call: {}", r.reason),
     }
 }
 
-fn target_of(v: &serde_json::Value) -> Target {
-    serde_json::from_value(v.clone()).unwrap_or_default()
+/// A backend's outcome of a case step in one line (`null` where the step did not run there).
+fn show_outcome(o: Option<&Outcome>) -> String {
+    match o {
+        Some(Outcome::Tensor(t)) => show_tensor(
+            harness::host::dtype_name(t.meta.dtype),
+            &t.meta.shape,
+            &t.values,
+        ),
+        Some(Outcome::Error { message }) => format!("error: {message}"),
+        Some(Outcome::Panic { message }) => format!("panic: {message}"),
+        None => "null".into(),
+    }
 }
 
-fn case_run(v: &serde_json::Value) -> CaseRun {
-    let env = &v["environment"];
+fn case_run(r: &CaseReport) -> CaseRun {
+    let env = &r.environment;
     let mut differing = Vec::new();
-    for variant in v["variants"].as_array().into_iter().flatten() {
-        for step in variant["steps"].as_array().into_iter().flatten() {
-            let off = |k: &str| step[k]["check"].as_str().is_some_and(|c| c != "agrees");
-            if off("reference_vs_oracle") || off("target_vs_oracle") {
+    for variant in &r.variants {
+        for step in &variant.steps {
+            let off = |c: Option<&Check>| c.is_some_and(|c| *c != Check::Agrees);
+            if off(Some(&step.reference_vs_oracle)) || off(step.target_vs_oracle.as_ref()) {
                 differing.push(CaseStep {
-                    variant: variant["name"].as_str().unwrap_or("").into(),
-                    about: variant["about"].as_str().unwrap_or("").into(),
-                    code: step["code"].as_str().unwrap_or("").into(),
-                    expected: show_value(&step["expected"]),
-                    cpu: show_value(&step["reference"]),
-                    target: show_value(&step["target"]),
+                    variant: variant.name.clone(),
+                    about: variant.about.clone(),
+                    code: step.code.clone(),
+                    expected: show_expected(&step.expected),
+                    cpu: show_outcome(Some(&step.reference)),
+                    target: show_outcome(step.target.as_ref()),
                 });
             }
         }
     }
     CaseRun {
-        verdict: v["verdict"].as_str().unwrap_or("").into(),
-        candle_version: env["candle_version"].as_str().unwrap_or("").into(),
-        os: env["os"].as_str().map(str::to_string),
-        arch: env["arch"].as_str().map(str::to_string),
-        target: target_of(&env["target"]),
+        verdict: r.verdict.as_str().into(),
+        candle_version: env.candle_version.clone(),
+        os: Some(env.os.clone()),
+        arch: Some(env.arch.clone()),
+        target: env.target.clone(),
         differing,
     }
 }
@@ -258,8 +235,7 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
             .values()
             .any(|k| k.observed && k.backends.iter().any(|x| x == b));
         if p.is_file() {
-            let run: SweepRun = serde_json::from_value(read_json(&p)?)
-                .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
+            let run = SweepRun::read(&p).map_err(Error::BadInput)?;
             if run.candle_version != pinned {
                 return Err(Error::BadInput(format!(
                     "{} is a run of candle {}, the texts are about the pinned {pinned}: nothing written",
@@ -279,7 +255,7 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
             if json.is_file() {
                 cases.insert(
                     (case.to_string(), b.to_string()),
-                    case_run(&read_json(&json)?),
+                    case_run(&CaseReport::read(&json).map_err(Error::BadInput)?),
                 );
             }
         }
@@ -305,18 +281,10 @@ pub fn load(root: &Path, report_dir: &Path) -> Result<Data, Error> {
             mp.display()
         )));
     }
-    let m = read_json(&mp)?;
-    matrix.versions = m["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    for c in m["cells"].as_array().into_iter().flatten() {
-        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-        matrix
-            .bug
-            .insert((s("case"), s("backend"), s("version")), s("bug"));
+    let m = crate::matrix::Matrix::read(&mp)?;
+    matrix.versions = m.versions;
+    for c in m.cells {
+        matrix.bug.insert((c.case, c.backend, c.version), c.bug);
     }
     let op = report_dir.join(OUTPUTS);
     let outputs = if op.is_file() {
@@ -387,12 +355,12 @@ fn filing_line(b: &Bug) -> String {
     }
 }
 
-fn category_rank(c: &str) -> usize {
+fn category_rank(c: &Category) -> usize {
     match c {
-        "wrong-result" | "non-finite" => 0,
-        "crash" => 1,
-        "unimplemented" => 2,
-        _ => 3,
+        Category::WrongResult | Category::NonFinite => 0,
+        Category::Crash => 1,
+        Category::Unimplemented => 2,
+        Category::ErrorMismatch => 3,
     }
 }
 
@@ -702,10 +670,9 @@ pub fn versions_line(r: &RootCause, data: &Data) -> String {
                     .matrix
                     .bug
                     .get(&(matrix_key(id), b.clone(), v.to_string()))
-                    .map(String::as_str)
                 {
-                    Some("present") => return "present",
-                    Some("absent") => any_absent = true,
+                    Some(MatrixBug::Present) => return "present",
+                    Some(MatrixBug::Absent) => any_absent = true,
                     _ => {}
                 }
             }
@@ -1093,9 +1060,7 @@ fn claims_table(r: &RootCause, data: &Data) -> String {
     let mut titles: BTreeMap<&str, &str> = BTreeMap::new();
     for run in data.sweeps.values() {
         for d in &run.divergences {
-            if let Some(t) = &d.title {
-                titles.entry(d.id.as_str()).or_insert(t.as_str());
-            }
+            titles.entry(d.id.as_str()).or_insert(d.title.as_str());
         }
     }
     let mut md = String::from("| symptom | category | backends |\n|---|---|---|\n");
@@ -1638,7 +1603,7 @@ mod tests {
 
     fn cuda_sweep() -> SweepRun {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/sweep/cuda/sweep.json");
-        serde_json::from_value(read_json(&p).unwrap()).unwrap()
+        SweepRun::read(&p).unwrap()
     }
 
     fn divergence(run: &SweepRun, id: &str) -> SweepDivergence {

@@ -9,13 +9,13 @@ use crate::observe::{Probe, Stopped};
 use crate::oracle;
 use crate::variant::{check_variant, Variant};
 use candle_core::{DType, Device};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Set only by tests: makes the canary expect a wrong sum, so the failure path can be exercised
 /// on a machine whose devices are all healthy.
 pub const SABOTAGE_ENV: &str = "CANDLE_REPRO_TEST_SABOTAGE_CANARY";
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CanaryReport {
     /// The devices checked (`cpu`, and the target when it is an accelerator).
     pub devices: Vec<String>,

@@ -9,7 +9,7 @@ use crate::canary::CanaryReport;
 use crate::device::Environment;
 use crate::verdict::{classify_case, Verdict};
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 // A variant and how it is checked live in `variant` (the canary checks variants too, and runs
 // inside `run_case`); re-exported so that a case file needs only this module.
@@ -88,8 +88,18 @@ impl Case {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// The version of the case report's JSON. Readers refuse a newer one; a report written before
+/// the field existed is version 1.
+pub const CASE_REPORT_SCHEMA: u32 = 1;
+
+fn schema_v1() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseReport {
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub case: String,
     pub title: String,
     pub claim: String,
@@ -105,6 +115,24 @@ pub struct CaseReport {
 }
 
 impl CaseReport {
+    /// Reads a report that `report::json` wrote: the one way every reader of case reports
+    /// (upstream texts, the version matrix, collect, the runner) gets at one.
+    pub fn read(path: &std::path::Path) -> Result<CaseReport, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<CaseReport, String> {
+        let r: CaseReport = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if r.schema_version > CASE_REPORT_SCHEMA {
+            return Err(format!(
+                "case report schema {} is newer than this build reads ({CASE_REPORT_SCHEMA})",
+                r.schema_version
+            ));
+        }
+        Ok(r)
+    }
+
     pub fn target_backend(&self) -> &str {
         &self.environment.target.backend
     }
@@ -139,6 +167,7 @@ pub fn run_case(case: &Case, target: &Device, command: &str, filter: Option<&str
     }
     let verdicts: Vec<Verdict> = reports.iter().map(|r| r.verdict).collect();
     CaseReport {
+        schema_version: CASE_REPORT_SCHEMA,
         case: case.name.into(),
         title: case.title.into(),
         claim: case.claim.into(),

@@ -3,10 +3,10 @@
 
 use crate::observe::{Expected, Observed, Outcome};
 use candle_core::DType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `|got - want| <= atol + rtol * |want|`; integers compare exactly.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tolerance {
     pub rtol: f64,
     pub atol: f64,
@@ -25,7 +25,7 @@ pub fn tolerance(dtype: DType) -> Tolerance {
 }
 
 /// How many values differ, by how much, and where first.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mismatch {
     pub mismatched: usize,
     pub total: usize,
@@ -132,7 +132,7 @@ pub fn compare_bounded(
 }
 
 /// The result of checking one outcome against what it should be.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "kebab-case")]
 pub enum Check {
     /// Same dtype, shape and values (within tolerance).

@@ -209,7 +209,7 @@ impl fmt::Display for DeviceInfo {
 }
 
 /// Where the verdict came from: candle version, OS, both devices.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Environment {
     pub candle_version: String,
     pub os: String,

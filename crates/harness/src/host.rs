@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Layout, Storage, Tensor};
 use half::{bf16, f16};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A dtype as reports spell it (`u32`, `f16`, ...).
 pub fn dtype_name(d: DType) -> &'static str {
@@ -18,11 +18,21 @@ fn serialize_dtype<S: Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(dtype_name(*d))
 }
 
+/// Reads back what `serialize_dtype` wrote (candle's own names: `f32`, `u32`, `bf16`, …).
+fn deserialize_dtype<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DType, D::Error> {
+    let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    s.parse::<DType>()
+        .map_err(|_| serde::de::Error::custom(format!("unknown dtype `{s}`")))
+}
+
 /// Row-major host data. Values are held as f64, which is exact for every value the cases use
 /// (integers below 2^53, and every f16/bf16/f32 number).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HostTensor {
-    #[serde(serialize_with = "serialize_dtype")]
+    #[serde(
+        serialize_with = "serialize_dtype",
+        deserialize_with = "deserialize_dtype"
+    )]
     pub dtype: DType,
     pub shape: Vec<usize>,
     pub values: Vec<f64>,
@@ -174,9 +184,12 @@ fn round_all(dtype: DType, values: Vec<f64>) -> Vec<f64> {
 }
 
 /// Layout facts of a tensor as the backend reports them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TensorMeta {
-    #[serde(serialize_with = "serialize_dtype")]
+    #[serde(
+        serialize_with = "serialize_dtype",
+        deserialize_with = "deserialize_dtype"
+    )]
     pub dtype: DType,
     pub shape: Vec<usize>,
     pub stride: Vec<usize>,

@@ -8,11 +8,11 @@ use crate::device::first_line;
 use crate::host::{read_back, HostTensor, TensorMeta};
 use crate::oracle::{OracleResult, Rejection};
 use candle_core::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What the oracle says a step should give.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Expected {
     Tensor(HostTensor),
@@ -29,7 +29,7 @@ impl From<OracleResult> for Expected {
 }
 
 /// A tensor a backend returned.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
     #[serde(flatten)]
     pub meta: TensorMeta,
@@ -37,7 +37,7 @@ pub struct Observed {
 }
 
 /// What a backend did with a step.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Outcome {
     Tensor(Observed),
@@ -61,7 +61,7 @@ impl Outcome {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Input {
     pub name: String,
     #[serde(flatten)]

@@ -8,10 +8,10 @@
 
 use crate::host::{round_to, HostTensor};
 use candle_core::DType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The oracle's answer for a call that breaks the op's contract.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rejection {
     /// The offending argument, as the method's signature names it (`indexes`, `source`, ...).
     pub argument: String,

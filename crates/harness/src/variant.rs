@@ -7,7 +7,7 @@ use crate::device::backend_name;
 use crate::observe::{Expected, Outcome, Probe, Step, Stopped};
 use crate::verdict::{classify_variant, Verdict};
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub type VariantFn = Box<dyn Fn(&mut Probe) -> Result<(), Stopped>>;
 
@@ -34,7 +34,7 @@ impl Variant {
 }
 
 /// One step as checked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckedStep {
     pub code: String,
     pub expected: Expected,
@@ -47,7 +47,7 @@ pub struct CheckedStep {
     pub inputs: Vec<crate::observe::Input>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VariantReport {
     pub name: String,
     pub about: String,

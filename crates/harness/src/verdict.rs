@@ -2,9 +2,9 @@
 //! tests and reports only read the verdict this module computed from a run.
 
 use crate::compare::Check;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// The target device agrees with the oracle (and the CPU) on every step of a valid call.

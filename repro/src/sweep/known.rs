@@ -192,7 +192,7 @@ impl KnownSet {
 }
 
 /// How one divergence compares with the manifest.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Seen, and expected on exactly these backends: an expected failure.

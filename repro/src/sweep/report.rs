@@ -6,10 +6,10 @@ use super::exec::Category;
 use super::known::Status;
 use super::Shrunk;
 use harness::device::DeviceInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Divergence {
     pub id: String,
     pub op: String,
@@ -27,7 +27,7 @@ pub struct Divergence {
     pub upstream: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OpSummary {
     pub cells_planned: usize,
     pub cells_run: usize,
@@ -35,16 +35,26 @@ pub struct OpSummary {
     pub completed: bool,
     /// The index, condition or target dtypes this build swept the op with (a build for candle
     /// before 0.9.2 has no i16/i32), so the version matrix can tell "agrees" from "not swept".
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aux_dtypes: Vec<String>,
     /// Why the op did not run every planned cell: a child crashed or hung outside a cell, or
     /// the budget ran out.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The version of `sweep.json`. Readers refuse a newer one; a report written before the field
+/// existed is version 1.
+pub const SWEEP_REPORT_SCHEMA: u32 = 1;
+
+fn schema_v1() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SweepReport {
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub candle_version: String,
     pub target: DeviceInfo,
     pub backends: Vec<String>,
@@ -62,6 +72,24 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
+    /// Reads a `sweep.json` the sweep wrote: the one way every reader (STATUS, the version
+    /// matrix, collect, the upstream texts) gets at a sweep's results.
+    pub fn read(path: &std::path::Path) -> Result<SweepReport, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<SweepReport, String> {
+        let r: SweepReport = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if r.schema_version > SWEEP_REPORT_SCHEMA {
+            return Err(format!(
+                "sweep report schema {} is newer than this build reads ({SWEEP_REPORT_SCHEMA})",
+                r.schema_version
+            ));
+        }
+        Ok(r)
+    }
+
     /// Every divergence is a known one, every known one still shows, and every op asked for
     /// ran to its end (unless the caller asked for a partial run).
     pub fn as_expected(&self) -> bool {

@@ -550,6 +550,7 @@ pub fn run_sweep(cfg: &SweepConfig) -> Result<SweepReport, Error> {
         .map(|(id, (s, m))| (id, s, m))
         .collect();
     Ok(SweepReport {
+        schema_version: super::report::SWEEP_REPORT_SCHEMA,
         candle_version: CANDLE_VERSION.to_string(),
         target: cfg.target.clone(),
         backends,

@@ -2,6 +2,7 @@
 //! root causes and the latest sweep reports.
 
 use super::known::{self, KnownSet};
+use super::report::SweepReport;
 use crate::error::Error;
 use harness::report::write_atomic;
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,36 +34,27 @@ pub fn status_markdown(
     let mut runs = Vec::new();
     for b in crate::manifest::BACKENDS {
         let p = report_dir.join("sweep").join(b).join("sweep.json");
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                runs.push((b, v));
-            }
+        if p.is_file() {
+            runs.push((b, SweepReport::read(&p).map_err(Error::BadInput)?));
         }
     }
     md.push_str("## Sweep runs\n\n| backend | device | candle | cells | seconds | command |\n|---|---|---|---|---|---|\n");
-    for (b, v) in &runs {
-        let cells: u64 = v["ops"].as_object().map_or(0, |o| {
-            o.values()
-                .map(|x| x["cells_run"].as_u64().unwrap_or(0))
-                .sum()
-        });
+    for (b, r) in &runs {
+        let cells: usize = r.ops.values().map(|o| o.cells_run).sum();
         md.push_str(&format!(
             "| {b} | {} | {} | {cells} | {:.0} | `{}` |\n",
-            v["target"]["name"].as_str().unwrap_or("?"),
-            v["candle_version"].as_str().unwrap_or("?"),
-            v["wall_seconds"].as_f64().unwrap_or(0.0),
-            v["command"].as_str().unwrap_or("?"),
+            r.target.name, r.candle_version, r.wall_seconds, r.command,
         ));
     }
     if runs.iter().all(|(b, _)| *b != "metal") {
         md.push_str("\nNo Metal run is recorded: the metal column stays empty until a Mac runs the sweep.\n");
     }
     let mut titles: BTreeMap<String, String> = BTreeMap::new();
-    for (_, v) in &runs {
-        for d in v["divergences"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(t)) = (d["id"].as_str(), d["title"].as_str()) {
-                titles.entry(id.into()).or_insert_with(|| t.into());
-            }
+    for (_, r) in &runs {
+        for d in &r.divergences {
+            titles
+                .entry(d.id.clone())
+                .or_insert_with(|| d.title.clone());
         }
     }
     // Root causes first: what a maintainer fixes; ids are its symptoms.
@@ -178,28 +170,19 @@ pub fn marks_vs_reports(report_dir: &Path, sweep_manifest: &Path) -> Result<Vec<
     let mut out = Vec::new();
     for b in crate::manifest::BACKENDS {
         let p = report_dir.join("sweep").join(b).join("sweep.json");
-        let Ok(text) = std::fs::read_to_string(&p) else {
+        if !p.is_file() {
             continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
-        let complete = v["ops"]
-            .as_object()
-            .is_some_and(|o| o.values().all(|x| x["completed"] == true));
-        if !complete {
+        }
+        let r = SweepReport::read(&p).map_err(Error::BadInput)?;
+        if !r.ops.values().all(|o| o.completed) {
             out.push(format!("{}: not every op finished", p.display()));
             continue;
         }
-        let shown: BTreeSet<String> = v["divergences"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|d| {
-                d["backends"]
-                    .as_array()
-                    .is_some_and(|bs| bs.iter().any(|x| x == b))
-            })
-            .filter_map(|d| d["id"].as_str().map(String::from))
+        let shown: BTreeSet<String> = r
+            .divergences
+            .iter()
+            .filter(|d| d.backends.iter().any(|x| x == b))
+            .map(|d| d.id.clone())
             .collect();
         let marked: BTreeSet<String> = known
             .entries
@@ -227,26 +210,16 @@ pub fn marks_vs_reports(report_dir: &Path, sweep_manifest: &Path) -> Result<Vec<
 /// (versions in the matrix's order, oldest first).
 fn first_seen_in_matrix(report_dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(report_dir.join("matrix.json")) else {
+    let Ok(m) = crate::matrix::Matrix::read(&report_dir.join("matrix.json")) else {
         return out;
     };
-    let Ok(m) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return out;
-    };
-    let versions: Vec<&str> = m["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .collect();
-    for c in m["cells"].as_array().into_iter().flatten() {
-        let (Some(case), Some(v)) = (c["case"].as_str(), c["version"].as_str()) else {
-            continue;
-        };
+    let versions: Vec<&str> = m.versions.iter().map(String::as_str).collect();
+    for c in &m.cells {
+        let (case, v) = (c.case.as_str(), c.version.as_str());
         let Some(id) = case.strip_prefix("sweep:") else {
             continue;
         };
-        if c["bug"] != "present" {
+        if c.bug != crate::matrix::Bug::Present {
             continue;
         }
         let pos = |x: &str| versions.iter().position(|y| *y == x);
