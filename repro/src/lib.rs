@@ -8,6 +8,7 @@ pub mod collect;
 pub mod commands;
 pub mod coverage;
 pub mod error;
+pub mod findings;
 pub mod manifest;
 pub mod matrix;
 pub mod perf;

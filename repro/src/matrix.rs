@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::runner::SuiteReport;
+use crate::sweep::id::{Claim, DivergenceId, Pass};
 use crate::sweep::known::RootCause;
 use crate::sweep::report::SweepReport;
 use harness::case::CaseReport;
@@ -82,14 +83,6 @@ pub struct RootCauseRow {
     pub fixed_in: Option<String>,
 }
 
-/// Matrix row of a root-cause id: a suite case's name, or `sweep:<id>`.
-fn row_of(id: &str) -> String {
-    match id.strip_prefix("case:") {
-        Some(case) => case.to_string(),
-        None => format!("sweep:{id}"),
-    }
-}
-
 fn root_cause_rows(
     versions: &[String],
     cells: &[Cell],
@@ -97,7 +90,11 @@ fn root_cause_rows(
 ) -> Vec<RootCauseRow> {
     let mut rows = Vec::new();
     for (key, cause) in causes.iter().filter(|(k, _)| RootCause::is_bug(k)) {
-        let members: Vec<String> = cause.ids.iter().map(|id| row_of(id)).collect();
+        let members: Vec<String> = cause
+            .ids
+            .iter()
+            .map(|id| Claim::parse(id).matrix_row())
+            .collect();
         let mut backends: Vec<&str> = cells
             .iter()
             .filter(|c| members.contains(&c.case))
@@ -300,11 +297,16 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
         // The sweep judges an op's backward only where its forward was right: a backward id
         // says nothing in a version whose sweep shows a forward divergence of the same op on
         // the same cells (contiguous ones, or the backward id's own layouts).
-        let forward_prefix = format!("{}-fwd-", op.replace('_', "-"));
-        let is_backward = id.contains("-bwd-");
+        let parsed = id.parse::<DivergenceId>().ok();
+        let is_backward = parsed.as_ref().is_some_and(|p| p.pass != Pass::Forward);
         let masks = |fwd: &str| {
-            fwd.starts_with(&forward_prefix)
-                && (layout_suffix(fwd).is_empty() || layout_suffix(fwd) == layout_suffix(id))
+            let (Ok(f), Some(p)) = (fwd.parse::<DivergenceId>(), parsed.as_ref()) else {
+                return false;
+            };
+            f.op == p.op
+                && f.pass == Pass::Forward
+                && (cells_needed(&f) == (&[][..], None, None, None)
+                    || cells_needed(&f) == cells_needed(p))
         };
         for (version, backend, ids, completed) in &seen {
             let masked = is_backward && ids.iter().any(|i| masks(i));
@@ -332,24 +334,26 @@ fn sweep_cells(runs: &[(String, PathBuf)]) -> Result<Vec<Cell>, Error> {
 
 /// The key `completed` holds for an id: its op, or `op/i16` / `op/i32` for an id that names
 /// one of those index or condition dtypes (`…-unimplemented-i32-index`).
+/// The op as a run records it swept: `op`, or `op/i32` for an id that names an i16/i32 index or
+/// condition dtype.
 fn swept_as(op: &str, id: &str) -> String {
-    ["i16", "i32"]
-        .into_iter()
-        .find(|d| id.contains(&format!("-{d}-")))
-        .map_or_else(|| op.to_string(), |d| format!("{op}/{d}"))
+    match id.parse::<DivergenceId>().ok().and_then(|p| p.aux) {
+        Some((dtype, _)) => format!("{op}/{dtype}"),
+        None => op.to_string(),
+    }
 }
 
-/// What follows a divergence id's category: the layouts (and hazard) its cells need.
-fn layout_suffix(id: &str) -> &str {
-    [
-        "-wrong-result",
-        "-unimplemented",
-        "-error-mismatch",
-        "-crash",
-    ]
-    .iter()
-    .find_map(|c| id.find(c).map(|i| &id[i + c.len()..]))
-    .unwrap_or("")
+/// What an id says about the cells that show it: the layouts, the aux dtype, the hazard and
+/// the value class (empty for plain contiguous cells).
+type CellsNeeded<'a> = (
+    &'a [(String, crate::sweep::cell::Layout)],
+    Option<&'a (String, String)>,
+    Option<crate::sweep::cell::Hazard>,
+    Option<crate::sweep::cell::Values>,
+);
+
+fn cells_needed(id: &DivergenceId) -> CellsNeeded<'_> {
+    (&id.layouts, id.aux.as_ref(), id.hazard, id.values)
 }
 
 pub fn markdown(m: &Matrix, sources: &[(String, PathBuf)]) -> String {
@@ -767,9 +771,10 @@ mod tests {
             bug("sweep:gelu-erf-bwd-x-wrong-result-x-broadcast", "new"),
             Some(Bug::Present)
         );
+        let id: DivergenceId = "gelu-erf-bwd-x-wrong-result-x-broadcast".parse().unwrap();
         assert_eq!(
-            layout_suffix("gelu-erf-bwd-x-wrong-result-x-broadcast"),
-            "-x-broadcast"
+            cells_needed(&id).0,
+            &[("x".to_string(), crate::sweep::cell::Layout::Broadcast)][..]
         );
         std::fs::remove_dir_all(&base).unwrap();
     }

@@ -19,6 +19,7 @@ use crate::manifest::Manifest;
 use crate::matrix::Bug as MatrixBug;
 use crate::sweep::exec;
 use crate::sweep::exec::Category;
+use crate::sweep::id::Claim;
 use crate::sweep::known::{self, KnownSet, RootCause};
 use crate::sweep::ops::{self, Op, Reference};
 use crate::sweep::Shrunk;
@@ -615,14 +616,6 @@ pub fn repro(r: &RootCause, data: &Data) -> Result<Option<Repro>, Error> {
     }))
 }
 
-/// Matrix key of an id: a case's name, or `sweep:<id>`.
-fn matrix_key(id: &str) -> String {
-    match id.strip_prefix("case:") {
-        Some(case) => case.to_string(),
-        None => format!("sweep:{id}"),
-    }
-}
-
 /// Consecutive versions as ranges: `0.9.2–0.11.1`, or a list where a version is missing.
 fn version_span(all: &[String], shown: &[&str]) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -666,11 +659,11 @@ pub fn versions_line(r: &RootCause, data: &Data) -> String {
         let state = |v: &str| -> &str {
             let mut any_absent = false;
             for id in &r.ids {
-                match data
-                    .matrix
-                    .bug
-                    .get(&(matrix_key(id), b.clone(), v.to_string()))
-                {
+                match data.matrix.bug.get(&(
+                    Claim::parse(id).matrix_row(),
+                    b.clone(),
+                    v.to_string(),
+                )) {
                     Some(MatrixBug::Present) => return "present",
                     Some(MatrixBug::Absent) => any_absent = true,
                     _ => {}

@@ -39,6 +39,18 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The name a bug file writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::WrongTraining => "wrong-training",
+            Severity::WrongInference => "wrong-inference",
+            Severity::Crash => "crash",
+            Severity::Error => "error",
+            Severity::Performance => "performance",
+            Severity::None => "none",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Severity::WrongTraining => "silent wrong values or missing gradients in training",

@@ -5,6 +5,7 @@ use crate::cli::{self, Format};
 use crate::error::{Error, Outcome};
 use crate::manifest::{self, Manifest};
 use crate::runner::{self, SuiteConfig};
+use crate::sweep::report::SweepReport;
 use harness::DEVICE_ENV;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,11 @@ pub struct RunArgs {
     /// Print the suite result as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the cases only. Without it, and without case names, the op-consistency sweep runs
+    /// after the cases on the same device (`repro sweep`'s defaults), and the run ends with the
+    /// root causes it showed.
+    #[arg(long)]
+    suite_only: bool,
 }
 
 #[derive(clap::Args)]
@@ -106,6 +112,37 @@ pub fn run(a: RunArgs) -> Outcome {
     } else {
         print!("{}", suite.table());
     }
-    super::pages::refresh_checkout_pages(&config.report_dir)?;
-    Ok(if suite.as_expected() { 0 } else { EXIT_CHANGED })
+    let mut code = if suite.as_expected() { 0 } else { EXIT_CHANGED };
+    if a.cases.is_empty() && !a.suite_only && !a.json {
+        code = code.max(sweep_and_summarise(&config, &suite)?);
+    } else {
+        super::pages::refresh_checkout_pages(&config.report_dir)?;
+    }
+    Ok(code)
+}
+
+/// The sweep on the suite's device with `repro sweep`'s defaults, then the root causes this
+/// run showed, read back from the reports both wrote.
+fn sweep_and_summarise(config: &SuiteConfig, suite: &runner::SuiteReport) -> Outcome {
+    println!();
+    let code = super::sweep::sweep_with_defaults(&config.device_spec, &config.report_dir)?;
+    let backend = &config.target.backend;
+    let p = config
+        .report_dir
+        .join("sweep")
+        .join(backend)
+        .join("sweep.json");
+    // A sweep that refused the device (a failed canary) wrote no report: the summary then
+    // rests on the suite alone.
+    let sweep = if code == harness::Verdict::Inconclusive.exit_code() {
+        None
+    } else {
+        Some(SweepReport::read(&p).map_err(Error::internal)?)
+    };
+    let causes = crate::sweep::known::load_root_causes(std::path::Path::new(crate::bugs::DIR))?;
+    print!(
+        "{}",
+        crate::findings::summary(backend, sweep.as_ref(), suite, &causes)
+    );
+    Ok(code)
 }

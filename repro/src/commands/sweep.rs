@@ -83,6 +83,26 @@ pub struct ChildArgs {
     known_ids: Option<PathBuf>,
 }
 
+/// `repro sweep --device DEVICE --report-dir DIR` with every other option at its default
+/// (what `repro run` runs after the cases).
+pub fn sweep_with_defaults(device: &str, report_dir: &std::path::Path) -> Outcome {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: SweepArgs,
+    }
+    let report_dir = report_dir.to_string_lossy();
+    let d = <Defaults as clap::Parser>::try_parse_from([
+        "sweep",
+        "--device",
+        device,
+        "--report-dir",
+        &report_dir,
+    ])
+    .map_err(|e| Error::internal(e.to_string()))?;
+    sweep(d.args)
+}
+
 pub fn sweep(a: SweepArgs) -> Outcome {
     if a.list {
         for op in ops::OPS {

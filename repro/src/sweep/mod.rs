@@ -11,6 +11,7 @@
 pub mod cell;
 pub mod emit;
 pub mod exec;
+pub mod id;
 pub mod known;
 pub mod ops;
 pub mod report;
@@ -197,36 +198,35 @@ fn input_ranks(op: &Op, cell: &Cell) -> Vec<usize> {
 /// shrinking), and the index hazard. Dtypes are not part of it: one bug seen in several dtypes
 /// is one divergence that lists them.
 pub fn divergence_id(op: &Op, cell: &Cell, f: &Finding) -> String {
-    let mut id = format!("{}-{}-{}", op.name, pass_slug(&f.pass), f.category.as_str());
-    for (input, l) in exec::generate(op, cell).iter().zip(&cell.layouts) {
-        if *l != Layout::Contiguous {
-            id.push_str(&format!("-{}-{}", input.role, l.as_str()));
-        }
-    }
+    let layouts = exec::generate(op, cell)
+        .iter()
+        .zip(&cell.layouts)
+        .filter(|(_, l)| **l != Layout::Contiguous)
+        .map(|(input, l)| (input.role.to_string(), *l))
+        .collect();
     // The i16/i32 index and condition dtypes have their own dispatch arms (often missing): a
     // finding that shrinking could not move to u32 names its dtype.
-    if let Some(aux @ ("i16" | "i32")) = cell.aux.as_deref() {
-        id.push_str(&format!("-{aux}-{}", op.aux.1));
-    }
-    if let Some(h) = cell.hazard {
-        id.push_str(&format!("-{}", h.as_str()));
-    }
+    let aux = match cell.aux.as_deref() {
+        Some(aux @ ("i16" | "i32")) => Some((aux.to_string(), op.aux.1.to_string())),
+        _ => None,
+    };
     // A refusal is about the call, not its values: it joins the plain cells' id.
     let refusal = matches!(
         f.category,
         Category::Unimplemented | Category::ErrorMismatch
     );
-    if !cell.values.is_plain() && !refusal {
-        id.push_str(&format!("-{}", cell.values.slug()));
+    let values = (!cell.values.is_plain() && !refusal).then_some(cell.values);
+    id::DivergenceId {
+        op: op.name,
+        pass: id::Pass::parse(&f.pass)
+            .expect("a finding's pass is `forward` or `backward <input>`"),
+        category: f.category,
+        layouts,
+        aux,
+        hazard: cell.hazard,
+        values,
     }
-    id.replace('_', "-")
-}
-
-fn pass_slug(pass: &str) -> String {
-    match pass.strip_prefix("backward ") {
-        Some(role) => format!("bwd-{role}"),
-        None => "fwd".into(),
-    }
+    .to_string()
 }
 
 /// A finding before shrinking: what the child shrinks once and reuses for every cell like it.
