@@ -86,12 +86,11 @@ pub enum OutputCheck {
     Argmin,
 }
 
-/// The op a divergence id belongs to: the longest op name (in kebab case) that prefixes it.
+/// The op a divergence id belongs to (`None` for text that is not a divergence id).
 pub fn op_of(id: &str) -> Option<String> {
-    OPS.iter()
-        .filter(|o| id.starts_with(&format!("{}-", o.name.replace('_', "-"))))
-        .max_by_key(|o| o.name.len())
-        .map(|o| o.name.to_string())
+    id.parse::<super::id::DivergenceId>()
+        .ok()
+        .map(|d| d.op.to_string())
 }
 
 pub struct Op {
