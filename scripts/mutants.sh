@@ -131,7 +131,7 @@ EOF' \
 
 mutant auto-picks-slowest \
   "auto picks the slowest strategy" \
-  'replace crates/moe-core/src/lib.rs ".min_by(|a, b| a.1.total_cmp(&b.1))" ".max_by(|a, b| a.1.total_cmp(&b.1))"' \
+  'replace crates/moe-core/src/auto.rs ".min_by(|a, b| a.1.total_cmp(&b.1))" ".max_by(|a, b| a.1.total_cmp(&b.1))"' \
   'cargo test -q -p moe-core --test auto'
 
 mutant snippet-wrong-column \
