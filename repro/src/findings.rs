@@ -1,6 +1,8 @@
 //! What one run of the suite and the sweep on one device says about the root causes in
 //! `repro/bugs/`: which it showed here, which only another backend shows, which were expected
-//! here and did not show, and what to do next. The last thing `repro run` prints.
+//! here and did not show, and what to do next. The last thing `repro run` prints: per root
+//! cause seen, its severity, what to do upstream (`new-issue`, `comment` on an open issue,
+//! `pr-exists`, `question`) and its name, whose text is `reports/upstream/<name>.md`.
 
 use crate::runner::SuiteReport;
 use crate::sweep::known::RootCause;
@@ -85,7 +87,12 @@ pub fn summary(
         seen.len()
     );
     for (k, r) in &seen {
-        let _ = writeln!(out, "  {:<16} {k}", r.bug.front.severity.as_str());
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<10} {k}",
+            r.bug.front.severity.as_str(),
+            r.bug.front.action.as_str()
+        );
     }
     let mut elsewhere: BTreeMap<String, usize> = BTreeMap::new();
     for s in st.values() {
@@ -125,4 +132,71 @@ pub fn summary(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::report::Divergence;
+
+    fn cause(ids: &[&str], backends: &[&str]) -> RootCause {
+        let bug = crate::bugs::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/bugs"
+        )))
+        .unwrap()
+        .into_values()
+        .next()
+        .unwrap();
+        RootCause {
+            title: String::new(),
+            backends: backends.iter().map(|s| s.to_string()).collect(),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            bug,
+        }
+    }
+
+    #[test]
+    fn a_cause_is_seen_elsewhere_or_missing_by_what_this_run_showed() {
+        let divergence = |id: &str, backends: &[&str]| Divergence {
+            id: id.into(),
+            op: String::new(),
+            pass: "forward".into(),
+            category: crate::sweep::exec::Category::WrongResult,
+            backends: backends.iter().map(|s| s.to_string()).collect(),
+            dtypes: Default::default(),
+            cells: 1,
+            title: String::new(),
+            repro: None,
+            death: None,
+            status: None,
+            status_message: String::new(),
+            upstream: None,
+        };
+        let shown = divergence("a", &["cpu", "cuda"]);
+        let only_cuda = divergence("b", &["cuda"]);
+        let sweep = SweepReport {
+            divergences: vec![shown, only_cuda],
+            ..Default::default()
+        };
+        let suite = SuiteReport::default();
+        let causes: BTreeMap<String, RootCause> = [
+            ("seen".to_string(), cause(&["a"], &["cpu", "cuda"])),
+            ("elsewhere".to_string(), cause(&["b"], &["cuda"])),
+            ("gone".to_string(), cause(&["c"], &["cpu"])),
+            ("not-a-bug-x".to_string(), cause(&["d"], &["cpu"])),
+        ]
+        .into();
+        let st = standings("cpu", Some(&sweep), &suite, &causes);
+        assert_eq!(st["seen"], Standing::Seen);
+        assert_eq!(
+            st["elsewhere"],
+            Standing::OtherBackends(vec!["cuda".into()])
+        );
+        assert_eq!(st["gone"], Standing::NotSeenHere);
+        assert!(!st.contains_key("not-a-bug-x"));
+        // On the GPU the only-CUDA divergence is seen.
+        let st = standings("cuda", Some(&sweep), &suite, &causes);
+        assert_eq!(st["elsewhere"], Standing::Seen);
+    }
 }

@@ -48,7 +48,7 @@ fn schema_v1() -> u32 {
     1
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SuiteReport {
     #[serde(default = "schema_v1")]
     pub schema_version: u32,

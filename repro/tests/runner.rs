@@ -150,6 +150,24 @@ fn the_real_suite_matches_the_manifest_on_cpu() {
             && out.contains(&format!("{n} as expected, 0 changed, 0 without an entry")),
         "{out}"
     );
+    // The README's main job: without case names the sweep runs too, and the run ends with the
+    // root causes it showed on this device (the CPU shows some on every machine).
+    let summary = out
+        .rsplit_once("\nRoot causes (repro/bugs/): ")
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no root-cause summary at the end:\n{out}"));
+    let seen: usize = summary
+        .split_once("this run on cpu showed ")
+        .and_then(|(_, s)| s.split('.').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of root causes seen:\n{summary}"));
+    assert!(seen > 0, "{summary}");
+    assert_eq!(
+        summary.lines().filter(|l| l.starts_with("  ")).count(),
+        seen,
+        "{summary}"
+    );
+    assert!(dir.join("sweep/cpu/sweep.json").is_file());
     no_temp_files(&dir.join("cpu"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
