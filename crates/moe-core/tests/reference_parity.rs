@@ -16,6 +16,7 @@
 
 mod reference;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use moe_core::{Dispatch, MoeBlock, MoeConfig};
 use reference::{Gates, Moe, Routing};
@@ -307,20 +308,10 @@ fn compare(
     }
 }
 
-#[rstest]
-fn every_strategy_matches_the_reference(
-    #[values("generic", "ties", "wide")] name: &str,
-    #[values("f32", "f16", "bf16")] dtype: &str,
-) {
-    let dtype = match dtype {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        _ => DType::BF16,
-    };
-    let case = case(name);
-    let dev = target();
-    let to = |t: &Tensor| t.to_device(&dev).unwrap();
-    let block = MoeBlock::from_tensors(
+/// The case's weights on `dev`, as a block in `dtype`.
+fn block_on(case: &Case, dtype: DType, dev: &Device) -> MoeBlock {
+    let to = |t: &Tensor| t.to_device(dev).unwrap();
+    MoeBlock::from_tensors(
         MoeConfig {
             dtype,
             ..case.config
@@ -330,13 +321,12 @@ fn every_strategy_matches_the_reference(
         &to(&case.up),
         &to(&case.down),
     )
-    .unwrap();
-    let x = Var::from_tensor(&to(&case.x).to_dtype(dtype).unwrap()).unwrap();
-    let w = to(&case.w).to_dtype(dtype).unwrap();
-    // The reference, on exactly the values the block holds.
-    let moe = reference_of(&block);
-    let (xr, wr) = (host(x.as_tensor()), host(&w));
-    let routing = moe.route(&xr);
+    .unwrap()
+}
+
+/// The reference's routing on the rounded inputs is the one on the case's f32 inputs, and the
+/// `ties` case has its idle expert and both kinds of tie.
+fn check_routing(name: &str, dtype: DType, case: &Case, routing: &Routing) {
     assert_eq!(
         routing.chosen,
         routing_of(
@@ -360,114 +350,191 @@ fn every_strategy_matches_the_reference(
         assert_eq!(routing.load(case.config.e)[1], 0, "expert 1 serves tokens");
         assert!((0..t).any(|i| routing.boundary_tie(i)) && (0..t).any(|i| routing.inner_tie(i)));
     }
+}
+
+/// One case in one dtype: the block on the device, its inputs, and the reference on exactly the
+/// values the block holds.
+struct Setup<'a> {
+    name: &'a str,
+    block: &'a MoeBlock,
+    x: &'a Var,
+    w: &'a Tensor,
+    moe: &'a Moe,
+    xr: &'a [f64],
+    wr: &'a [f64],
+    want_y: &'a [f64],
+    tol: f64,
+}
+
+/// The gates the reference assumes and the gradients, when the backward pass went as
+/// `expectation` says; what went otherwise goes to `fail`.
+fn gates_of(
+    expectation: Expect,
+    backward: candle_core::Result<GradStore>,
+    fail: &mut Vec<String>,
+) -> Option<(Gates, GradStore)> {
+    match (expectation, backward) {
+        (Expect::BackwardFails(msg), Err(e)) => {
+            if !e.to_string().contains(msg) {
+                fail.push(format!("backward fails as expected, but with `{e}`"));
+            }
+            None
+        }
+        (Expect::BackwardFails(_), Ok(_)) => {
+            fail.push(
+                "backward now succeeds: fixed upstream? make its expectation `Trains` and \
+                 update repro/expected.toml and ISSUES.md"
+                    .into(),
+            );
+            None
+        }
+        (_, Err(e)) => {
+            fail.push(format!("backward fails: {e}"));
+            None
+        }
+        (Expect::HostConstantGates, Ok(g)) => Some((Gates::HostConstants, g)),
+        (Expect::Trains, Ok(g)) => Some((Gates::Differentiable, g)),
+    }
+}
+
+/// dx and every parameter's gradient against the reference's under `mode` (experts 2 and 3
+/// pooled in the `ties` case).
+fn compare_gradients(
+    s: &Setup,
+    mode: Gates,
+    grads: &GradStore,
+    worst: &mut (f64, String),
+    fail: &mut Vec<String>,
+) {
+    let (moe, tol) = (s.moe, s.tol);
+    let want = moe.gradients(s.xr, s.wr, mode);
+    compare(
+        "dx",
+        Some(&want.x),
+        grads.get(s.x.as_tensor()),
+        tol,
+        worst,
+        fail,
+    );
+    let mut want_params: Vec<Option<&[f64]>> = vec![want.router.as_deref()];
+    for i in 0..moe.e {
+        want_params.extend([
+            Some(want.gate[i].as_slice()),
+            Some(want.up[i].as_slice()),
+            Some(want.down[i].as_slice()),
+        ]);
+    }
+    let named: Named = s
+        .block
+        .var_names()
+        .into_iter()
+        .zip(s.block.vars())
+        .zip(want_params)
+        .map(|((n, var), want)| {
+            (
+                n,
+                want.map(<[f64]>::to_vec),
+                grads.get(var.as_tensor()).map(host),
+            )
+        })
+        .collect();
+    let named = if s.name == "ties" {
+        pool_tied(named, moe.e)
+    } else {
+        named
+    };
+    for (n, want, got) in named {
+        let got = got.map(|g| Tensor::from_vec(g.clone(), g.len(), &Device::Cpu).unwrap());
+        compare(
+            &format!("d {n}"),
+            want.as_deref(),
+            got.as_ref(),
+            tol,
+            worst,
+            fail,
+        );
+    }
+}
+
+/// One strategy: its output, then its backward pass as `expect` says and its gradients; what
+/// differs goes to `failures`, prefixed with `tag`.
+fn check_strategy(s: &Setup, dispatch: Dispatch, tag: &str, failures: &mut Vec<String>) {
+    let tol = s.tol;
+    let expectation = expect(dispatch);
+    assert_eq!(
+        dispatch.trains_router(),
+        expectation != Expect::HostConstantGates,
+        "{tag}: moe-core's trains_router() disagrees with this test's expectation"
+    );
+    let mut fail = Vec::new();
+    let y = match s.block.forward(s.x.as_tensor(), dispatch) {
+        Ok(y) => y,
+        Err(e) => {
+            failures.push(format!("{tag}: forward fails: {e}"));
+            return;
+        }
+    };
+    let mut worst = (0.0, String::new());
+    let ey = rel_err(s.want_y, &host(&y));
+    if ey.is_nan() || ey > tol {
+        fail.push(format!(
+            "output differs from the reference by {ey:.2e} (tolerance {tol:.0e})"
+        ));
+    }
+    let backward = (y * s.w)
+        .and_then(|l| l.sum_all())
+        .and_then(|l| l.backward());
+    if let Some((mode, grads)) = gates_of(expectation, backward, &mut fail) {
+        compare_gradients(s, mode, &grads, &mut worst, &mut fail);
+    }
+    if worst.1.is_empty() {
+        println!("{tag}: output {ey:.1e}, no gradients compared");
+    } else {
+        println!(
+            "{tag}: output {ey:.1e}, worst gradient {:.1e} ({})",
+            worst.0, worst.1
+        );
+    }
+    failures.extend(fail.into_iter().map(|f| format!("{tag}: {f}")));
+}
+
+#[rstest]
+fn every_strategy_matches_the_reference(
+    #[values("generic", "ties", "wide")] name: &str,
+    #[values("f32", "f16", "bf16")] dtype: &str,
+) {
+    let dtype = match dtype {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        _ => DType::BF16,
+    };
+    let case = case(name);
+    let dev = target();
+    let to = |t: &Tensor| t.to_device(&dev).unwrap();
+    let block = block_on(&case, dtype, &dev);
+    let x = Var::from_tensor(&to(&case.x).to_dtype(dtype).unwrap()).unwrap();
+    let w = to(&case.w).to_dtype(dtype).unwrap();
+    // The reference, on exactly the values the block holds.
+    let moe = reference_of(&block);
+    let (xr, wr) = (host(x.as_tensor()), host(&w));
+    let routing = moe.route(&xr);
+    check_routing(name, dtype, &case, &routing);
     let want_y = moe.forward(&xr);
-    let tol = tolerance(dtype);
+    let setup = Setup {
+        name,
+        block: &block,
+        x: &x,
+        w: &w,
+        moe: &moe,
+        xr: &xr,
+        wr: &wr,
+        want_y: &want_y,
+        tol: tolerance(dtype),
+    };
     let mut failures = Vec::new();
     for dispatch in Dispatch::ALL {
-        let expectation = expect(dispatch);
         let tag = format!("{name} {dtype:?} {dispatch} on {dev:?}");
-        assert_eq!(
-            dispatch.trains_router(),
-            expectation != Expect::HostConstantGates,
-            "{tag}: moe-core's trains_router() disagrees with this test's expectation"
-        );
-        let mut fail = Vec::new();
-        let y = match block.forward(x.as_tensor(), dispatch) {
-            Ok(y) => y,
-            Err(e) => {
-                failures.push(format!("{tag}: forward fails: {e}"));
-                continue;
-            }
-        };
-        let mut worst = (0.0, String::new());
-        let ey = rel_err(&want_y, &host(&y));
-        if ey.is_nan() || ey > tol {
-            fail.push(format!(
-                "output differs from the reference by {ey:.2e} (tolerance {tol:.0e})"
-            ));
-        }
-        let backward = (y * &w)
-            .and_then(|l| l.sum_all())
-            .and_then(|l| l.backward());
-        let gates = match (expectation, backward) {
-            (Expect::BackwardFails(msg), Err(e)) => {
-                if !e.to_string().contains(msg) {
-                    fail.push(format!("backward fails as expected, but with `{e}`"));
-                }
-                None
-            }
-            (Expect::BackwardFails(_), Ok(_)) => {
-                fail.push(
-                    "backward now succeeds: fixed upstream? make its expectation `Trains` and \
-                     update repro/expected.toml and ISSUES.md"
-                        .into(),
-                );
-                None
-            }
-            (_, Err(e)) => {
-                fail.push(format!("backward fails: {e}"));
-                None
-            }
-            (Expect::HostConstantGates, Ok(g)) => Some((Gates::HostConstants, g)),
-            (Expect::Trains, Ok(g)) => Some((Gates::Differentiable, g)),
-        };
-        if let Some((mode, grads)) = gates {
-            let want = moe.gradients(&xr, &wr, mode);
-            compare(
-                "dx",
-                Some(&want.x),
-                grads.get(x.as_tensor()),
-                tol,
-                &mut worst,
-                &mut fail,
-            );
-            let mut want_params: Vec<Option<&[f64]>> = vec![want.router.as_deref()];
-            for i in 0..moe.e {
-                want_params.extend([
-                    Some(want.gate[i].as_slice()),
-                    Some(want.up[i].as_slice()),
-                    Some(want.down[i].as_slice()),
-                ]);
-            }
-            let named: Named = block
-                .var_names()
-                .into_iter()
-                .zip(block.vars())
-                .zip(want_params)
-                .map(|((n, var), want)| {
-                    (
-                        n,
-                        want.map(<[f64]>::to_vec),
-                        grads.get(var.as_tensor()).map(host),
-                    )
-                })
-                .collect();
-            let named = if name == "ties" {
-                pool_tied(named, moe.e)
-            } else {
-                named
-            };
-            for (n, want, got) in named {
-                let got = got.map(|g| Tensor::from_vec(g.clone(), g.len(), &Device::Cpu).unwrap());
-                compare(
-                    &format!("d {n}"),
-                    want.as_deref(),
-                    got.as_ref(),
-                    tol,
-                    &mut worst,
-                    &mut fail,
-                );
-            }
-        }
-        if worst.1.is_empty() {
-            println!("{tag}: output {ey:.1e}, no gradients compared");
-        } else {
-            println!(
-                "{tag}: output {ey:.1e}, worst gradient {:.1e} ({})",
-                worst.0, worst.1
-            );
-        }
-        failures.extend(fail.into_iter().map(|f| format!("{tag}: {f}")));
+        check_strategy(&setup, dispatch, &tag, &mut failures);
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

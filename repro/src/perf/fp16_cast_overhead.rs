@@ -251,10 +251,47 @@ pub fn run(
     let (t, layers) = (args.tokens as usize, args.layers as usize);
     let dims = super::sorted_unique(&args.dims);
     let env = Environment::collect(device);
+    let (points, first_retimed) = measure_points(&dims, t, layers, device, timing)?;
+
+    let device_name = format!("{:#}", env.target);
+    let (rows, records) = table(&points, t, layers, &device_name);
+    let findings = findings(&points, &dims, layers, first_retimed.as_ref());
+    let (verdict, explanation) = verdict(&points, t, layers, device, &env);
+
+    Ok(BenchReport {
+        bench: NAME.into(),
+        title: "Per-matmul f16 casts vs f32 vs persistent f16/bf16 on a model-shaped matmul chain".into(),
+        claim: "Mixed precision via per-matmul to_dtype(F16) + matmul + to_dtype(F32) is slower than pure f32 for small widths (N_EMBD = 128: 3110 vs 3020 ms/iter on Metal); persistent f16 helps from 256+.".into(),
+        source: "field notes, item 3 (candle 0.9.2, Metal)".into(),
+        upstream: vec![],
+        environment: env,
+        command: command.into(),
+        timing: *timing,
+        columns: ["D", "mode", "median ms/iter", "p10–p90 ms", "vs f32", "casts/iter"].map(String::from).to_vec(),
+        rows,
+        records,
+        findings,
+        verdict,
+        explanation,
+    })
+}
+
+/// The first configuration's stats as first measured and as re-timed at the end.
+type Retimed = (Stats, Stats);
+
+/// Every mode at every D (the device warmed before the first), and the first configuration
+/// (f32 at the smallest D) as first measured and re-timed at the end.
+fn measure_points(
+    dims: &[usize],
+    t: usize,
+    layers: usize,
+    device: &Device,
+    timing: &TimingConfig,
+) -> Result<(Vec<Point>, Option<Retimed>)> {
     let mut points: Vec<Point> = Vec::new();
-    let mut first_retimed: Option<(Stats, Stats)> = None;
+    let mut first_retimed: Option<Retimed> = None;
     // A cold GPU runs slow: the first configuration is timed again at the end.
-    for &d in &dims {
+    for &d in dims {
         let model = Model::new(d, layers, device)?;
         let x = Tensor::randn(0f32, 1f32, (t, d), device)?;
         if d == dims[0] {
@@ -292,11 +329,19 @@ pub fn run(
             .clone();
         first_retimed = Some((before, again));
     }
+    Ok((points, first_retimed))
+}
 
-    let device_name = format!("{:#}", env.target);
+/// The table's rows and the JSON records, one per point, each against f32 at the same D.
+fn table(
+    points: &[Point],
+    t: usize,
+    layers: usize,
+    device_name: &str,
+) -> (Vec<Vec<String>>, Vec<BenchRecord>) {
     let mut records = Vec::new();
     let mut rows = Vec::new();
-    for p in &points {
+    for p in points {
         let base = &points
             .iter()
             .find(|q| q.d == p.d && q.mode == Mode::F32)
@@ -323,15 +368,24 @@ pub fn run(
             ratio_to_baseline: Some(r),
             baseline: Some("f32 at the same D".into()),
             counts: obj(&[("cast_dispatches_per_iter", p.casts.into())]),
-            device: device_name.clone(),
+            device: device_name.to_string(),
             candle_version: CANDLE_VERSION.into(),
         });
     }
+    (rows, records)
+}
 
+/// The crossovers, the cast counts and the re-timing of the first configuration.
+fn findings(
+    points: &[Point],
+    dims: &[usize],
+    layers: usize,
+    first_retimed: Option<&Retimed>,
+) -> Vec<String> {
     let mut findings = vec![
-        crossover_sentence(&points, Mode::PerMatmulF16),
-        crossover_sentence(&points, Mode::Persistent(DType::F16)),
-        crossover_sentence(&points, Mode::Persistent(DType::BF16)),
+        crossover_sentence(points, Mode::PerMatmulF16),
+        crossover_sentence(points, Mode::Persistent(DType::F16)),
+        crossover_sentence(points, Mode::Persistent(DType::BF16)),
     ];
     if let Some(p) = points.iter().find(|p| p.mode == Mode::PerMatmulF16) {
         let persistent = points
@@ -344,7 +398,7 @@ pub fn run(
             p.casts / (10 * layers).max(1)
         ));
     }
-    if let Some((before, again)) = &first_retimed {
+    if let Some((before, again)) = first_retimed {
         findings.push(format!(
             "first configuration (f32, D = {}) re-timed at the end: {} ms vs {} ms when first measured",
             dims[0],
@@ -352,7 +406,17 @@ pub fn run(
             ms(before.median_ms)
         ));
     }
+    findings
+}
 
+/// The verdict from per-matmul f16 vs f32 at D = 128, the notes' width.
+fn verdict(
+    points: &[Point],
+    t: usize,
+    layers: usize,
+    device: &Device,
+    env: &Environment,
+) -> (Verdict, String) {
     let at = |d: usize, m: Mode| {
         points
             .iter()
@@ -360,7 +424,7 @@ pub fn run(
             .map(|p| p.stats.median_ms)
     };
     let notes_d = 128;
-    let (verdict, explanation) = match (at(notes_d, Mode::PerMatmulF16), at(notes_d, Mode::F32)) {
+    match (at(notes_d, Mode::PerMatmulF16), at(notes_d, Mode::F32)) {
         (Some(b), Some(a)) => {
             let r = b / a;
             let shape = format!(
@@ -368,7 +432,7 @@ pub fn run(
                 ms(b),
                 ms(a),
                 times(r),
-                crossover_sentence(&points, Mode::Persistent(DType::F16))
+                crossover_sentence(points, Mode::Persistent(DType::F16))
             );
             if matches!(device, Device::Cpu) {
                 (Verdict::Inconclusive, format!("no accelerator was used, so the GPU claim was not tested. On cpu: {shape}."))
@@ -394,24 +458,7 @@ pub fn run(
             Verdict::Inconclusive,
             format!("D = {notes_d}, the notes' width, was not measured (--dims)"),
         ),
-    };
-
-    Ok(BenchReport {
-        bench: NAME.into(),
-        title: "Per-matmul f16 casts vs f32 vs persistent f16/bf16 on a model-shaped matmul chain".into(),
-        claim: "Mixed precision via per-matmul to_dtype(F16) + matmul + to_dtype(F32) is slower than pure f32 for small widths (N_EMBD = 128: 3110 vs 3020 ms/iter on Metal); persistent f16 helps from 256+.".into(),
-        source: "field notes, item 3 (candle 0.9.2, Metal)".into(),
-        upstream: vec![],
-        environment: env,
-        command: command.into(),
-        timing: *timing,
-        columns: ["D", "mode", "median ms/iter", "p10–p90 ms", "vs f32", "casts/iter"].map(String::from).to_vec(),
-        rows,
-        records,
-        findings,
-        verdict,
-        explanation,
-    })
+    }
 }
 
 /// ms/iter vs D, one line per mode.

@@ -239,6 +239,25 @@ pub fn validate(args: &Args) -> Result<(), Error> {
     }
 }
 
+/// The sizes one run measures: T, D, the layer count and the sorted E and K lists.
+struct Sizes {
+    t: usize,
+    d: usize,
+    n_layers: usize,
+    experts: Vec<usize>,
+    ks: Vec<usize>,
+}
+
+/// What the timing phase leaves behind for the report.
+struct Timings {
+    rows: Vec<Vec<String>>,
+    records: Vec<BenchRecord>,
+    /// Host and device medians at E = 8, K = 2 (the notes' configuration).
+    at_notes: Option<(f64, f64)>,
+    /// The first configuration's median when first measured and when re-timed at the end.
+    retimed: Option<(f64, f64)>,
+}
+
 pub fn run(
     args: &Args,
     device: &Device,
@@ -258,30 +277,83 @@ pub fn run(
             "every K must be below every E (K = {kmax}, E = {emin})"
         );
     }
+    let sizes = Sizes {
+        t,
+        d,
+        n_layers,
+        experts,
+        ks,
+    };
     let env = Environment::collect(device);
     let device_name = format!("{:#}", env.target);
+    let timings = time_modes(&sizes, device, timing, &device_name)?;
+    let findings = findings(&sizes, device, &env, timings.retimed)?;
+    let (verdict, explanation) = verdict(&sizes, timings.at_notes, device, &env);
+    Ok(BenchReport {
+        bench: NAME.into(),
+        title: "MoE router top-K: host round-trip per layer vs device-side top-K".into(),
+        claim: "router_probs.to_vec1() for CPU top-K forces a GPU flush and a copy 12× per forward; computing the top-K mask on the device removes the stalls (3000 → 2830 ms/iter on Metal).".into(),
+        source: "field notes, item 4 (candle 0.9.2, Metal)".into(),
+        upstream: vec!["https://github.com/huggingface/candle/issues/3356 (GPU sorts are unstable: tie-breaking)".into()],
+        environment: env,
+        command: command.into(),
+        timing: *timing,
+        columns: ["E", "K", "mode", "median ms/forward", "p10–p90 ms", "vs host-topk", "host syncs/forward"].map(String::from).to_vec(),
+        rows: timings.rows,
+        records: timings.records,
+        findings,
+        verdict,
+        explanation,
+    })
+}
+
+/// `n_layers` random router/expert layers for E experts of width D.
+fn random_layers(
+    d: usize,
+    e: usize,
+    n_layers: usize,
+    device: &Device,
+) -> candle_core::Result<Vec<Layer>> {
+    let std = 1.0 / (d as f32).sqrt();
+    (0..n_layers)
+        .map(|_| -> candle_core::Result<Layer> {
+            Ok(Layer {
+                router: Tensor::randn(0f32, std, (d, e), device)?,
+                experts: Tensor::randn(0f32, 0.1, (e, d), device)?,
+            })
+        })
+        .collect::<Result<_, _>>()
+}
+
+/// Times both modes at every E and K (warming the device before the first), then re-times the
+/// first configuration now that the device is warm.
+fn time_modes(
+    sizes: &Sizes,
+    device: &Device,
+    timing: &TimingConfig,
+    device_name: &str,
+) -> Result<Timings> {
+    let Sizes {
+        t,
+        d,
+        n_layers,
+        ref experts,
+        ref ks,
+    } = *sizes;
     let mut records = Vec::new();
     let mut rows = Vec::new();
     let mut at_notes: Option<(f64, f64)> = None;
     // The first configuration's inputs, kept to re-time it at the end (cold-device check).
     let mut first: Option<(Vec<Layer>, Tensor, f64)> = None;
-    for &e in &experts {
-        let std = 1.0 / (d as f32).sqrt();
-        let layers: Vec<Layer> = (0..n_layers)
-            .map(|_| -> candle_core::Result<Layer> {
-                Ok(Layer {
-                    router: Tensor::randn(0f32, std, (d, e), device)?,
-                    experts: Tensor::randn(0f32, 0.1, (e, d), device)?,
-                })
-            })
-            .collect::<Result<_, _>>()?;
+    for &e in experts {
+        let layers = random_layers(d, e, n_layers, device)?;
         let x = Tensor::randn(0f32, 1f32, (t, d), device)?;
         if e == experts[0] {
             warm_device(device, Duration::from_secs(1), || {
                 forward(&x, &layers, Mode::Device, ks[0], &Cell::new(0)).map(|_| ())
             })?;
         }
-        for &k in &ks {
+        for &k in ks {
             let mut base = None;
             for mode in [Mode::Host, Mode::Device] {
                 let syncs = Cell::new(0);
@@ -324,7 +396,7 @@ pub fn run(
                     ratio_to_baseline: Some(r),
                     baseline: Some("host-topk at the same E and K".into()),
                     counts: obj(&[("host_syncs_per_forward", per_forward.into())]),
-                    device: device_name.clone(),
+                    device: device_name.to_string(),
                     candle_version: CANDLE_VERSION.into(),
                 });
             }
@@ -342,8 +414,23 @@ pub fn run(
         }
         None => None,
     };
+    Ok(Timings {
+        rows,
+        records,
+        at_notes,
+        retimed,
+    })
+}
 
-    // Selection checks on the target and, for comparison, on the CPU.
+/// Selection checks on the target and, for comparison, on the CPU; then the re-timing, and first
+/// of all any device top-K that differs from the oracle on random logits.
+fn findings(
+    sizes: &Sizes,
+    device: &Device,
+    env: &Environment,
+    retimed: Option<(f64, f64)>,
+) -> Result<Vec<String>> {
+    let (experts, ks) = (&sizes.experts, &sizes.ks);
     let mut findings = Vec::new();
     let backends: Vec<(String, Device)> = if matches!(device, Device::Cpu) {
         vec![("cpu".into(), Device::Cpu)]
@@ -354,8 +441,8 @@ pub fn run(
         ]
     };
     let mut wrong_selection = Vec::new();
-    for &e in &experts {
-        for &k in &ks {
+    for &e in experts {
+        for &k in ks {
             let random = logits(1024, e, None, 7 + e as u64);
             let tied = logits(1024, e, Some(3), 11 + e as u64);
             for (name, dev) in &backends {
@@ -396,8 +483,18 @@ pub fn run(
             ),
         );
     }
+    Ok(findings)
+}
 
-    let (verdict, explanation) = match at_notes {
+/// The verdict from the host and device medians at E = 8, K = 2.
+fn verdict(
+    sizes: &Sizes,
+    at_notes: Option<(f64, f64)>,
+    device: &Device,
+    env: &Environment,
+) -> (Verdict, String) {
+    let (t, d, n_layers) = (sizes.t, sizes.d, sizes.n_layers);
+    match at_notes {
         Some((host, dev)) => {
             let per_layer = (host - dev) / n_layers as f64;
             let difference = if per_layer >= 0.0 {
@@ -435,23 +532,7 @@ pub fn run(
             Verdict::Inconclusive,
             "E = 8 with K = 2 (the headline configuration) was not measured".into(),
         ),
-    };
-    Ok(BenchReport {
-        bench: NAME.into(),
-        title: "MoE router top-K: host round-trip per layer vs device-side top-K".into(),
-        claim: "router_probs.to_vec1() for CPU top-K forces a GPU flush and a copy 12× per forward; computing the top-K mask on the device removes the stalls (3000 → 2830 ms/iter on Metal).".into(),
-        source: "field notes, item 4 (candle 0.9.2, Metal)".into(),
-        upstream: vec!["https://github.com/huggingface/candle/issues/3356 (GPU sorts are unstable: tie-breaking)".into()],
-        environment: env,
-        command: command.into(),
-        timing: *timing,
-        columns: ["E", "K", "mode", "median ms/forward", "p10–p90 ms", "vs host-topk", "host syncs/forward"].map(String::from).to_vec(),
-        rows,
-        records,
-        findings,
-        verdict,
-        explanation,
-    })
+    }
 }
 
 /// ms per forward vs E, one line per mode and K.
