@@ -2,6 +2,11 @@
 //! last observed by a run, with the candle version and upstream link. A suite run whose verdict
 //! differs fails and says what changed — the expected-failure / unexpected-pass discipline of
 //! PyTorch's MPS tests and rust's `tests/crashes`.
+//!
+//! Apart from them, under `[predicted.<case>.<backend>]`, a verdict read from candle's source for
+//! a backend no run has covered (Metal): its reason and the source lines it rests on (checked
+//! verbatim against the pinned candle, `repro/tests/bugs.rs`). A prediction is never an observed
+//! verdict; the first run on that backend confirms or refutes it and says what to record.
 
 use crate::error::Error;
 use harness::Verdict;
@@ -27,10 +32,23 @@ pub struct Expectation {
     pub cpu_vs_oracle: Option<String>,
 }
 
+/// A case's verdict on a backend read from candle's source, before any run there.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    pub verdict: String,
+    /// Why, in a sentence or two, naming the mechanism.
+    pub why: String,
+    /// The candle 0.11.1 lines it rests on.
+    pub quote: Vec<crate::bugs::Quote>,
+}
+
 /// case → backend → expectation.
 #[derive(Debug, Default)]
 pub struct Manifest {
     pub entries: BTreeMap<String, BTreeMap<String, Expectation>>,
+    /// case → backend → the verdict predicted from source, where no run has observed one.
+    pub predicted: BTreeMap<String, BTreeMap<String, Prediction>>,
 }
 
 impl Manifest {
@@ -44,8 +62,39 @@ impl Manifest {
     }
 
     pub fn parse(text: &str, known_cases: &[&str]) -> Result<Self, Error> {
-        let entries: BTreeMap<String, BTreeMap<String, Expectation>> =
-            toml::from_str(text).map_err(|e| Error::input(e.message()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::input(e.message()))?;
+        let predicted: BTreeMap<String, BTreeMap<String, Prediction>> =
+            match table.remove("predicted") {
+                Some(p) => p.try_into().map_err(|e: toml::de::Error| {
+                    Error::input(format!("predicted: {}", e.message()))
+                })?,
+                None => BTreeMap::new(),
+            };
+        let entries: BTreeMap<String, BTreeMap<String, Expectation>> = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::input(e.message()))?;
+        for (case, backends) in &predicted {
+            for (backend, p) in backends {
+                if !known_cases.contains(&case.as_str()) || !BACKENDS.contains(&backend.as_str()) {
+                    return Err(Error::BadInput(format!(
+                        "predicted.{case}.{backend}: unknown case or backend"
+                    )));
+                }
+                if entries.get(case).is_some_and(|b| b.contains_key(backend)) {
+                    return Err(Error::BadInput(format!(
+                        "predicted.{case}.{backend}: a run observed {case} on {backend}: drop the prediction"
+                    )));
+                }
+                p.verdict
+                    .parse::<Verdict>()
+                    .map_err(|err| Error::BadInput(format!("predicted.{case}.{backend}: {err}")))?;
+                if p.quote.is_empty() {
+                    return Err(Error::BadInput(format!(
+                        "predicted.{case}.{backend}: a prediction quotes the source it rests on"
+                    )));
+                }
+            }
+        }
         for (case, backends) in &entries {
             if !known_cases.contains(&case.as_str()) {
                 return Err(Error::BadInput(format!("unknown case `{case}`")));
@@ -68,7 +117,11 @@ impl Manifest {
                 }
             }
         }
-        Ok(Self { entries })
+        Ok(Self { entries, predicted })
+    }
+
+    pub fn prediction(&self, case: &str, backend: &str) -> Option<&Prediction> {
+        self.predicted.get(case)?.get(backend)
     }
 
     pub fn get(&self, case: &str, backend: &str) -> Option<&Expectation> {
@@ -148,6 +201,35 @@ pub fn compare(
     (Status::Changed, msg)
 }
 
+/// The first run on a backend that only has a prediction: a verdict that matches confirms it
+/// (nothing fails; record the verdict as observed), one that differs refutes it (the run fails
+/// and says what to correct).
+pub fn compare_prediction(
+    case: &str,
+    backend: &str,
+    observed: Verdict,
+    p: &Prediction,
+    candle: &str,
+    report: &str,
+) -> (Status, String) {
+    let want: Verdict = p.verdict.parse().expect("validated on load");
+    if want == observed {
+        (
+            Status::NoExpectation,
+            format!(
+                "{case} on {backend}: {observed} with candle {candle}, as predicted from source: record it as observed in {DEFAULT_PATH} ([{case}.{backend}]) and drop [predicted.{case}.{backend}]"
+            ),
+        )
+    } else {
+        (
+            Status::Changed,
+            format!(
+                "{case} on {backend}: {observed} with candle {candle}, but the source predicted {want}: the reading was wrong; read {report}, record the observed verdict in {DEFAULT_PATH}, drop [predicted.{case}.{backend}] and correct ISSUES.md"
+            ),
+        )
+    }
+}
+
 /// Compares whether the CPU agreed with the oracle with the manifest's `cpu_vs_oracle`; a
 /// message when they differ.
 pub fn compare_cpu_vs_oracle(
@@ -212,6 +294,44 @@ mod tests {
             m.get("scatter_add_u32", "cuda").unwrap().verdict,
             "caller-error"
         );
+    }
+
+    #[test]
+    fn a_first_run_confirms_or_refutes_a_prediction() {
+        let text = "[predicted.scatter_add_u32.metal]\nverdict = \"caller-error\"\nwhy = \"w\"\n[[predicted.scatter_add_u32.metal.quote]]\nfile = \"f\"\nlines = \"1\"\ncode = \"c\"\n";
+        let m = Manifest::parse(text, &CASES).unwrap();
+        assert!(
+            m.get("scatter_add_u32", "metal").is_none(),
+            "a prediction is not observed"
+        );
+        let p = m.prediction("scatter_add_u32", "metal").unwrap();
+        let (s, msg) = compare_prediction(
+            "scatter_add_u32",
+            "metal",
+            Verdict::CallerError,
+            p,
+            "0.11.1",
+            "r",
+        );
+        assert_eq!(s, Status::NoExpectation);
+        assert!(msg.contains("as predicted from source"), "{msg}");
+        let (s, msg) = compare_prediction(
+            "scatter_add_u32",
+            "metal",
+            Verdict::Reproduced,
+            p,
+            "0.11.1",
+            "r",
+        );
+        assert_eq!(s, Status::Changed);
+        assert!(msg.contains("the source predicted caller-error"), "{msg}");
+        // A prediction beside an observed verdict, or without a quote, is refused.
+        let both = format!(
+            "{text}[scatter_add_u32.metal]\nverdict = \"caller-error\"\ncandle = \"0.11.1\"\n"
+        );
+        assert!(Manifest::parse(&both, &CASES).is_err());
+        let bare = "[predicted.scatter_add_u32.metal]\nverdict = \"caller-error\"\nwhy = \"w\"\nquote = []\n";
+        assert!(Manifest::parse(bare, &CASES).is_err());
     }
 
     #[test]

@@ -325,6 +325,17 @@ fn run_one(cfg: &SuiteConfig, case: &Case, staging: &Path) -> std::io::Result<Ca
         CANDLE_VERSION,
         &report.display().to_string(),
     );
+    let (status, message) = match cfg.manifest.prediction(case.name, backend) {
+        Some(p) if status == Status::NoExpectation => manifest::compare_prediction(
+            case.name,
+            backend,
+            result.verdict,
+            p,
+            CANDLE_VERSION,
+            &report.display().to_string(),
+        ),
+        _ => (status, message),
+    };
     let (status, message) = match (status, cpu_msg) {
         (Status::AsExpected, Some(m)) => (Status::Changed, m),
         (Status::Changed, Some(m)) => (Status::Changed, format!("{message}; {m}")),

@@ -60,3 +60,27 @@ fn a_changed_or_misplaced_quote_fails() {
     moved.lines = format!("{}-{}", b + 1, b + 1 + (b - a));
     assert!(sources.check(&moved).is_err(), "moved to {}", moved.lines);
 }
+
+/// The suite's verdicts predicted from source (`[predicted.…]` in repro/expected.toml) rest on
+/// lines that are candle's source, checked the same way.
+#[test]
+fn every_prediction_quote_is_a_line_of_the_pinned_candle_sources() {
+    let cases: Vec<&str> = repro::cases::all().iter().map(|c| c.name).collect();
+    let m = repro::manifest::Manifest::load(&root().join(repro::manifest::DEFAULT_PATH), &cases)
+        .expect("the manifest loads");
+    let sources = repro::bugs::Sources::pinned().expect("cargo's registry is readable");
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (case, backends) in &m.predicted {
+        for (backend, p) in backends {
+            for q in &p.quote {
+                checked += 1;
+                if let Err(e) = sources.check(q) {
+                    wrong.push(format!("predicted.{case}.{backend}: {e}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(checked >= 2, "only {checked} prediction quotes");
+}
