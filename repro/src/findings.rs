@@ -20,6 +20,8 @@ pub enum Standing {
     OtherBackends(Vec<String>),
     /// Runs observed it on this backend before, and this run did not show it.
     NotSeenHere,
+    /// A question read from source about a backend no run has covered.
+    ReadFromSource(String),
 }
 
 /// Each root cause that is a bug (not a refuted claim), with where it stands.
@@ -49,7 +51,9 @@ pub fn standings(
                 .ids
                 .iter()
                 .any(|id| shown.contains(id.as_str()) || reproduced.contains(id));
-            let standing = if seen {
+            let standing = if let Some(b) = &r.bug.front.from_source {
+                Standing::ReadFromSource(b.clone())
+            } else if seen {
                 Standing::Seen
             } else if r.backends.iter().any(|b| b == backend) {
                 Standing::NotSeenHere
@@ -79,10 +83,17 @@ pub fn summary(
         v.sort_by_key(|(k, r)| (r.bug.front.severity, r.bug.front.rank, k.to_string()));
         v
     };
+    let read: Vec<&String> = st
+        .values()
+        .filter_map(|s| match s {
+            Standing::ReadFromSource(b) => Some(b),
+            _ => None,
+        })
+        .collect();
     let _ = writeln!(
         out,
         "\nRoot causes (repro/bugs/): {} in candle {}; this run on {backend} showed {}.",
-        st.len(),
+        st.len() - read.len(),
         harness::device::CANDLE_VERSION,
         seen.len()
     );
@@ -105,6 +116,22 @@ pub fn summary(
             out,
             "{n} more need{} {bs}: observed there, not on {backend}.",
             if *n == 1 { "s" } else { "" }
+        );
+    }
+    if !read.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} more {} read from source about a backend no run has covered ({}).",
+            read.len(),
+            if read.len() == 1 {
+                "question is"
+            } else {
+                "questions are"
+            },
+            read.iter()
+                .map(|b| b.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let gone: Vec<&String> = st
@@ -180,7 +207,10 @@ mod tests {
             ..Default::default()
         };
         let suite = SuiteReport::default();
+        let mut question = cause(&[], &[]);
+        question.bug.front.from_source = Some("metal".into());
         let causes: BTreeMap<String, RootCause> = [
+            ("question".to_string(), question),
             ("seen".to_string(), cause(&["a"], &["cpu", "cuda"])),
             ("elsewhere".to_string(), cause(&["b"], &["cuda"])),
             ("gone".to_string(), cause(&["c"], &["cpu"])),
@@ -195,6 +225,7 @@ mod tests {
         );
         assert_eq!(st["gone"], Standing::NotSeenHere);
         assert!(!st.contains_key("not-a-bug-x"));
+        assert_eq!(st["question"], Standing::ReadFromSource("metal".into()));
         // On the GPU the only-CUDA divergence is seen.
         let st = standings("cuda", Some(&sweep), &suite, &causes);
         assert_eq!(st["elsewhere"], Standing::Seen);

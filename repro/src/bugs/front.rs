@@ -146,6 +146,10 @@ pub struct Front {
     pub quote: Vec<Quote>,
     #[serde(default)]
     pub contract: Vec<Quote>,
+    /// A question read from source about a backend no run has covered (`metal`): it claims no
+    /// observation, and its text carries no program output.
+    #[serde(default)]
+    pub from_source: Option<String>,
 }
 
 fn middle_rank() -> u32 {

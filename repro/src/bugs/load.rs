@@ -95,8 +95,24 @@ fn validate(b: &Bug) -> Result<(), String> {
             return Err(format!("representative `{r}` is not among its claims"));
         }
     }
-    if f.claims.is_empty() {
-        return Err("claims nothing (`claims` lists the ids and cases it explains)".into());
+    match (&f.from_source, f.claims.is_empty()) {
+        (None, true) => {
+            return Err("claims nothing (`claims` lists the ids and cases it explains)".into())
+        }
+        (Some(_), false) => {
+            return Err(
+                "`from_source` is for a question no run has observed: it claims nothing".into(),
+            )
+        }
+        (Some(b), true)
+            if f.action != Action::Question || !crate::manifest::BACKENDS.contains(&b.as_str()) =>
+        {
+            return Err(
+                "`from_source` names a backend (cpu, cuda, metal) and goes with action `question`"
+                    .into(),
+            )
+        }
+        _ => {}
     }
     if b.lead.is_empty() {
         return Err("has no lead paragraph before its first heading".into());

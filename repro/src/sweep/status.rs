@@ -270,9 +270,20 @@ pub fn root_cause_table(
             .filter(|k| k.backends.iter().any(|x| x == b))
             .count()
     };
+    let from_source = bugs
+        .iter()
+        .filter(|(_, r)| r.bug.front.from_source.is_some())
+        .count();
+    let also = match from_source {
+        0 => String::new(),
+        n => format!(
+            ", and {n} question{} read from source about a backend no run has covered",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     let mut md = format!(
-        "{} root causes in candle behind the observed divergences and cases ({} on cpu, {} on cuda, 0 observed on metal); {} divergence ids observed ({} on cpu, {} on cuda). Each root cause is read from candle's source and has its bug file in `repro/bugs/`.\n\n| root cause | backends | ids | action upstream | issue text |\n|---|---|---|---|---|\n",
-        bugs.len(),
+        "{} root causes in candle behind the observed divergences and cases ({} on cpu, {} on cuda, 0 observed on metal){also}; {} divergence ids observed ({} on cpu, {} on cuda). Each root cause is read from candle's source and has its bug file in `repro/bugs/`.\n\n| root cause | backends | ids | action upstream | issue text |\n|---|---|---|---|---|\n",
+        bugs.len() - from_source,
         on("cpu"),
         on("cuda"),
         known.entries.values().filter(|k| k.observed).count(),
@@ -283,7 +294,10 @@ pub fn root_cause_table(
         md.push_str(&format!(
             "| `{key}`<br>{} | {} | {} | {} | [{key}.md]({upstream_dir}{key}.md) |\n",
             r.title,
-            backends_of(known, r).join(", "),
+            match &r.bug.front.from_source {
+                Some(b) => format!("{b} (read from source)"),
+                None => backends_of(known, r).join(", "),
+            },
             r.ids.len(),
             crate::upstream::action_cell(&r.bug)
         ));

@@ -190,7 +190,11 @@ pub(super) fn details(
 ) {
     let b = &r.bug;
     let f = &b.front;
-    let mut parts = vec!["every symptom observed"];
+    let mut parts = vec![if f.from_source.is_some() {
+        "what it was read from"
+    } else {
+        "every symptom observed"
+    }];
     if recorded_output_of(data, key, repro).is_some() {
         parts.push("the program's output on a GPU machine");
     }
@@ -205,12 +209,25 @@ pub(super) fn details(
         "\n{FOLD}<summary>Details: {}</summary>\n\n",
         parts.join(", ")
     );
-    let _ = write!(
-        md,
-        "Symptoms of this one cause, observed on candle {}:\n\n{}",
-        data.pinned,
-        claims_table(r, data)
-    );
+    match &f.from_source {
+        // A question read from source claims no observation: no symptoms to list.
+        Some(b) => {
+            let _ = writeln!(
+                md,
+                "Read from candle {}'s source; no run on {} has observed it yet.",
+                data.pinned,
+                backend_name(b)
+            );
+        }
+        None => {
+            let _ = write!(
+                md,
+                "Symptoms of this one cause, observed on candle {}:\n\n{}",
+                data.pinned,
+                claims_table(r, data)
+            );
+        }
+    }
     if b.is_bug() {
         md.push_str(&cases_section(r, data));
     }
@@ -248,4 +265,14 @@ pub(super) fn details(
         );
     }
     md.push_str("\n</details>\n");
+}
+
+/// A backend as a sentence names it.
+pub(super) fn backend_name(b: &str) -> &str {
+    match b {
+        "cpu" => "the CPU",
+        "cuda" => "CUDA",
+        "metal" => "Metal",
+        other => other,
+    }
 }

@@ -43,10 +43,10 @@ pub fn index(data: &Data) -> String {
             f.severity.describe(),
             action_cell(&r.bug),
             if f.patches.is_empty() { "—" } else { "yes" },
-            if r.backends.is_empty() {
-                "—".to_string()
-            } else {
-                r.backends.join(", ")
+            match (&f.from_source, r.backends.is_empty()) {
+                (Some(b), _) => format!("{b} (read from source)"),
+                (None, true) => "—".to_string(),
+                (None, false) => r.backends.join(", "),
             },
             f.by_design_risk
                 .as_deref()

@@ -34,6 +34,13 @@ pub(super) fn version_span(all: &[String], shown: &[&str]) -> String {
 /// matrix, every claimed id folded together (shows where any did, absent where none did and one
 /// ran). Then whether the patched pin still shows it.
 pub fn versions_line(r: &RootCause, data: &Data) -> String {
+    if let Some(b) = &r.bug.front.from_source {
+        return format!(
+            "read from candle {}'s source; not run on {}",
+            data.pinned,
+            super::evidence::backend_name(b)
+        );
+    }
     let releases: Vec<String> = data
         .matrix
         .versions
