@@ -12,6 +12,7 @@ pub mod findings;
 pub mod manifest;
 pub mod matrix;
 pub mod perf;
+pub mod predict;
 pub mod runner;
 pub mod sweep;
 pub mod upstream;

@@ -68,6 +68,7 @@ pub fn status_markdown(
             "upstream/",
         ));
     }
+    let metal = crate::predict::for_pages(&known, &root_causes)?;
     md.push_str("\n## Sweep divergences\n\nA mark means a run observed it on that backend (`·` = that backend ran and it did not show; blank = no run). \"predicted (not observed)\" is read from candle's source (the evidence is in `repro/sweep-known.toml`); the first run on that backend confirms or refutes it. \"First seen\" is the oldest candle version in `reports/matrix.md` whose sweep showed it (else the manifest's `first_seen`).\n\n| divergence | root cause | category | cpu | cuda | metal | first seen | upstream | repro |\n|---|---|---|---|---|---|---|---|---|\n");
     let ran: BTreeSet<&str> = runs.iter().map(|(b, _)| *b).collect();
     let matrix = first_seen_in_matrix(report_dir);
@@ -94,6 +95,8 @@ pub fn status_markdown(
                 "predicted, refuted".into()
             } else if ran.contains(b) {
                 "·".into()
+            } else if let Some(p) = metal.get(id).filter(|p| b == "metal" && p.mechanical()) {
+                crate::predict::cell(p)
             } else {
                 String::new()
             }
@@ -137,11 +140,21 @@ pub fn status_markdown(
                 .unwrap_or_default(),
         ));
     }
+    md.push_str(&format!(
+        "\n## Metal predictions\n\n{} The rules (`repro/src/predict.rs`): an id about NaN or ±inf is uncertain under Metal's default fast math; otherwise the root cause's quoted code decides: code every backend runs → shows, CPU-only code seen only on the CPU → does not show, backend code → uncertain. A hand reading in `repro/sweep-known.toml` takes precedence.\n\n{}",
+        crate::predict::counts_line(&metal),
+        crate::predict::rules_table(&metal)
+    ));
     let cases: Vec<&str> = crate::cases::all().iter().map(|c| c.name).collect();
-    let suite = crate::manifest::Manifest::load(suite_manifest, &cases)?.entries;
+    let manifest = crate::manifest::Manifest::load(suite_manifest, &cases)?;
+    let suite = &manifest.entries;
     md.push_str("\n## Suite cases (`repro run`)\n\n| case | cpu | cuda | metal | candle | upstream |\n|---|---|---|---|---|---|\n");
-    for (case, per) in &suite {
-        let v = |b: &str| per.get(b).map(|e| e.verdict.clone()).unwrap_or_default();
+    for (case, per) in suite {
+        let v = |b: &str| match (per.get(b), manifest.prediction(case, b)) {
+            (Some(e), _) => e.verdict.clone(),
+            (None, Some(p)) => format!("{} (predicted from source)", p.verdict),
+            (None, None) => String::new(),
+        };
         let link = per
             .values()
             .find_map(|e| e.link.clone())
@@ -333,6 +346,11 @@ pub fn regenerate_issues(
     let p = repo_root.join("ISSUES.md");
     let text = std::fs::read_to_string(&p)
         .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
-    let table = root_cause_table(&known, &causes, "reports/sweep/", "reports/upstream/");
+    let mut table = root_cause_table(&known, &causes, "reports/sweep/", "reports/upstream/");
+    let metal = crate::predict::for_pages(&known, &causes)?;
+    table.push_str(&format!(
+        "\n{} Per id and rule: [`reports/STATUS.md`](reports/STATUS.md).\n",
+        crate::predict::counts_line(&metal)
+    ));
     Ok((p, issues_with_table(&text, &table)?))
 }

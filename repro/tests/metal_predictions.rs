@@ -1,0 +1,45 @@
+//! Every divergence a CPU or CUDA run observed has a Metal prediction (shows / does not show /
+//! uncertain, with its reason), and the counts STATUS.md and ISSUES.md print are the ones the
+//! rules give.
+
+use repro::predict::{self, Outcome};
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+#[test]
+fn every_observed_id_has_a_metal_prediction_with_a_reason() {
+    let known =
+        repro::sweep::known::KnownSet::load(&root().join(repro::sweep::known::DEFAULT_PATH))
+            .unwrap();
+    let causes = repro::sweep::known::load_root_causes(&root().join(repro::bugs::DIR)).unwrap();
+    let sources = repro::bugs::Sources::pinned().expect("cargo's registry is readable");
+    let p = predict::observed_ids(&known, &causes, &sources).unwrap();
+    let observed = known
+        .entries
+        .values()
+        .filter(|k| k.observed && !k.backends.iter().any(|b| b == "metal"))
+        .count();
+    assert_eq!(p.len(), observed);
+    for (id, x) in &p {
+        assert!(!x.reason.is_empty(), "{id}: no reason");
+    }
+    // Each outcome occurs: the rules are not all collapsing to one answer.
+    for o in [Outcome::Shows, Outcome::DoesNotShow, Outcome::Uncertain] {
+        assert!(
+            p.values().any(|x| x.outcome == o),
+            "no {} prediction",
+            o.as_str()
+        );
+    }
+    // The backprop bugs are in code every backend runs.
+    let tie = &p["min-keepdim-bwd-x-wrong-result"];
+    assert_eq!(tie.outcome, Outcome::Shows, "{tie:?}");
+    let status = std::fs::read_to_string(root().join("reports/STATUS.md")).unwrap();
+    assert!(
+        status.contains(&predict::counts_line(&p)),
+        "STATUS.md does not carry the current counts: regenerate with `cargo run -p repro -- status`"
+    );
+}
