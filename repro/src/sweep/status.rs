@@ -145,6 +145,13 @@ pub fn status_markdown(
         crate::predict::counts_line(&metal),
         crate::predict::rules_table(&metal)
     ));
+    md.push_str(&suite_section(suite_manifest)?);
+    Ok(md)
+}
+
+/// The suite's cases: the observed verdict per backend, or the one predicted from source.
+fn suite_section(suite_manifest: &Path) -> Result<String, Error> {
+    let mut md = String::new();
     let cases: Vec<&str> = crate::cases::all().iter().map(|c| c.name).collect();
     let manifest = crate::manifest::Manifest::load(suite_manifest, &cases)?;
     let suite = &manifest.entries;
