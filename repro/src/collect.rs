@@ -303,6 +303,8 @@ fn changes(report_dir: &Path, backend: &str) -> Vec<String> {
 /// Runs every step and prints progress and the summary; the exit code is 0 when every step ran
 /// and nothing differs from the manifests, 3 when something differs, 1 when a step broke.
 pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, Error> {
+    // What was predicted for a backend no run had covered, before --bless rewrites the manifest.
+    let predicted = crate::first_run::predictions_before(Path::new("."), backend)?;
     let mut names: Vec<&str> = crate::perf::ALL.iter().map(|p| p.name).collect();
     names.push(MOE_BENCH);
     // This binary's path, read before the build: if cargo rebuilds it, /proc/self/exe names
@@ -384,6 +386,12 @@ pub fn collect(cfg: &CollectConfig, backend: &str) -> Result<u8, Error> {
         println!("Review the reports named above; to record this run's sweep, rerun with --bless (it confirms or refutes the source predictions too), and update repro/expected.toml for suite changes.");
     } else if broke == 0 {
         println!("\nNothing else differs from repro/expected.toml and repro/sweep-known.toml.");
+    }
+    if let Some(text) = predicted
+        .as_ref()
+        .and_then(|p| crate::first_run::report(&cfg.report_dir, backend, p))
+    {
+        print!("{text}");
     }
     let dir = cfg.report_dir.display();
     let blessed = if cfg.bless {

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod coverage;
 pub mod error;
 pub mod findings;
+pub mod first_run;
 pub mod manifest;
 pub mod matrix;
 pub mod perf;

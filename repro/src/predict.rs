@@ -193,7 +193,7 @@ fn from_sides(sides: &[(String, Side)], observed_on: &[String]) -> Prediction {
     }
 }
 
-/// A Metal prediction for every id a run observed on the CPU or CUDA (and not on Metal).
+/// A Metal prediction for every id a run observed on the CPU or CUDA.
 pub fn observed_ids(
     known: &KnownSet,
     causes: &BTreeMap<String, RootCause>,
@@ -219,7 +219,7 @@ pub fn observed_ids(
     for (id, k) in known
         .entries
         .iter()
-        .filter(|(_, k)| k.observed && !k.backends.iter().any(|b| b == "metal"))
+        .filter(|(_, k)| k.observed && k.backends.iter().any(|b| b == "cpu" || b == "cuda"))
     {
         let p = if let Some(h) = k.predicted.get("metal") {
             let refuted = h
