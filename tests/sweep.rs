@@ -118,20 +118,6 @@ fn one_repro_per_divergence() -> Result<(), Failed> {
     Ok(())
 }
 
-fn no_stale_sweep_snapshots() -> Result<(), Failed> {
-    let dir = workspace_root().join("tests/snapshots/sweep");
-    for entry in std::fs::read_dir(&dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let op = name
-            .strip_prefix("sweep_")
-            .and_then(|n| n.split('@').next());
-        if op.is_none_or(|op| ops::find(op).is_none()) {
-            return Err(format!("stale snapshot {name}: no such swept op").into());
-        }
-    }
-    Ok(())
-}
-
 /// Every observed divergence and every suite case is claimed by exactly one bug file in
 /// `repro/bugs/`, and every claim is an observed divergence or a case.
 fn one_root_cause_per_divergence() -> Result<(), Failed> {
@@ -225,9 +211,6 @@ fn main() {
     }));
     trials.push(Trial::test("one_repro_per_divergence", || {
         guarded(one_repro_per_divergence)
-    }));
-    trials.push(Trial::test("no_stale_sweep_snapshots", || {
-        guarded(no_stale_sweep_snapshots)
     }));
     libtest_mimic::run(&args, trials).exit();
 }
