@@ -43,3 +43,23 @@ fn every_observed_id_has_a_metal_prediction_with_a_reason() {
         "STATUS.md does not carry the current counts: regenerate with `cargo run -p repro -- status`"
     );
 }
+
+/// The README's count of hand predictions is the manifest's.
+#[test]
+fn the_readme_counts_the_hand_predictions() {
+    let known =
+        repro::sweep::known::KnownSet::load(&root().join(repro::sweep::known::DEFAULT_PATH))
+            .unwrap();
+    let n = known
+        .entries
+        .values()
+        .filter(|k| k.predicted.contains_key("metal"))
+        .count();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!(
+            "{n} Metal divergences predicted from source by hand"
+        )),
+        "README.md should say {n} Metal divergences predicted from source by hand"
+    );
+}
