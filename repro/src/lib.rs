@@ -12,6 +12,7 @@ pub mod findings;
 pub mod first_run;
 pub mod manifest;
 pub mod matrix;
+pub mod metal;
 pub mod perf;
 pub mod predict;
 pub mod runner;
