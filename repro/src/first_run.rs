@@ -22,17 +22,22 @@ pub struct Tally {
     pub untested: Vec<String>,
 }
 
-/// Every prediction for `backend`: the mechanical and hand ones of the observed ids, and the
-/// hand predictions of ids no run has shown yet (`observed = false`: shows).
+/// Every prediction for `backend`: the mechanical and hand ones of the observed ids, the ids
+/// Metal's dispatch tables predict (`derived`), and the hand predictions of ids no run has
+/// shown yet (`observed = false`: shows).
 pub fn all_predictions(
     known: &KnownSet,
     observed: &BTreeMap<String, Prediction>,
+    derived: &BTreeSet<String>,
     backend: &str,
 ) -> BTreeMap<String, Outcome> {
     let mut out: BTreeMap<String, Outcome> = observed
         .iter()
         .map(|(id, p)| (id.clone(), p.outcome))
         .collect();
+    for id in derived {
+        out.entry(id.clone()).or_insert(Outcome::Shows);
+    }
     for (id, k) in &known.entries {
         if !k.observed && k.predicted.contains_key(backend) {
             out.insert(id.clone(), Outcome::Shows);
@@ -118,7 +123,9 @@ pub fn predictions_before(
     let known = KnownSet::load(&root.join(crate::sweep::known::DEFAULT_PATH))?;
     let causes = crate::sweep::known::load_root_causes(&root.join(crate::bugs::DIR))?;
     let observed = crate::predict::for_pages(&known, &causes)?;
-    Ok(Some(all_predictions(&known, &observed, backend)))
+    let metal = crate::metal::shared().map_err(crate::error::Error::BadInput)?;
+    let derived = crate::metal::ids::derive(metal).into_keys().collect();
+    Ok(Some(all_predictions(&known, &observed, &derived, backend)))
 }
 
 /// The comparison `repro collect` prints after the run: this run's sweep report against the

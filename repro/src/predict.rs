@@ -3,6 +3,8 @@
 //! `repro/sweep-known.toml` (`[<id>.predicted.metal]`) takes precedence where someone read the
 //! Metal code for the mechanism:
 //!
+//! 0. **Metal's dispatch.** An id that `repro::metal::ids` derives from Metal's dispatch tables
+//!    (a refusal or a kernel its library lacks, on the cells that form the id) shows there.
 //! 1. **NaN and ±inf.** An id in the `non-finite` category, or found with NaN/±inf values, is
 //!    uncertain on Metal: candle compiles Metal kernels with fast math on by default, under which
 //!    NaN handling is not guaranteed (`repro/bugs/metal-fast-math-leaves-nan-results-undefined.md`).
@@ -198,6 +200,7 @@ pub fn observed_ids(
     known: &KnownSet,
     causes: &BTreeMap<String, RootCause>,
     sources: &Sources,
+    derived: &BTreeMap<String, crate::metal::ids::Derived>,
 ) -> Result<BTreeMap<String, Prediction>, String> {
     let owner: BTreeMap<&str, &RootCause> = causes
         .values()
@@ -238,6 +241,12 @@ pub fn observed_ids(
                     confidence: h.confidence.clone(),
                 },
             }
+        } else if let Some(d) = derived.get(id) {
+            Prediction {
+                outcome: Outcome::Shows,
+                reason: format!("Metal's dispatch: {} ({})", d.outcome, d.cell),
+                derivation: Derivation::Rule("dispatch tables"),
+            }
         } else if nan_dependent(id) {
             Prediction {
                 outcome: Outcome::Uncertain,
@@ -264,7 +273,49 @@ pub fn for_pages(
     causes: &BTreeMap<String, RootCause>,
 ) -> Result<BTreeMap<String, Prediction>, crate::error::Error> {
     let sources = Sources::pinned()?;
-    observed_ids(known, causes, &sources).map_err(crate::error::Error::BadInput)
+    let metal = crate::metal::shared().map_err(crate::error::Error::BadInput)?;
+    let derived = crate::metal::ids::derive(metal);
+    observed_ids(known, causes, &sources, &derived).map_err(crate::error::Error::BadInput)
+}
+
+/// The Metal-only divergences: those the dispatch tables predict (`repro::metal::ids`) and
+/// those read by hand for ids no run has shown, as a line of counts and a table.
+pub fn metal_only_section(known: &KnownSet) -> Result<String, crate::error::Error> {
+    let metal = crate::metal::shared().map_err(crate::error::Error::BadInput)?;
+    let derived = crate::metal::ids::derive(metal);
+    let hand: Vec<&String> = known
+        .entries
+        .iter()
+        .filter(|(_, k)| !k.observed && k.predicted.contains_key("metal"))
+        .map(|(id, _)| id)
+        .collect();
+    let new: Vec<&crate::metal::ids::Derived> = derived
+        .values()
+        .filter(|d| !known.entries.get(&d.id).is_some_and(|k| k.observed))
+        .collect();
+    let agree = hand.iter().filter(|id| derived.contains_key(**id)).count();
+    let mut md = format!(
+        "{} Metal-only divergences predicted: {} derived from Metal's dispatch tables (`repro/src/metal/`: every cell the sweep plans, through the kernel names candle requests and the kernels its `.metal` files instantiate; {agree} of them also read by hand), and {} read by hand only ({}: wrong values and backward passes, which the dispatch does not show). The derivation also predicts {} ids the CPU or CUDA already showed, the same id on Metal.\n\n| Metal-only id | first cell | Metal | also by hand |\n|---|---|---|---|\n",
+        new.len() + hand.len() - agree,
+        new.len(),
+        hand.len() - agree,
+        hand.iter()
+            .filter(|id| !derived.contains_key(**id))
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        derived.len() - new.len(),
+    );
+    for d in &new {
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            d.id,
+            d.cell,
+            d.outcome.to_string().replace('|', "\\|"),
+            if hand.contains(&&d.id) { "yes" } else { "" }
+        ));
+    }
+    Ok(md)
 }
 
 /// The Metal column of STATUS.md for a rule's prediction.

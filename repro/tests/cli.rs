@@ -144,3 +144,37 @@ fn a_failed_canary_makes_every_verdict_inconclusive() {
     let text = run(SCATTER, &["--device", "cpu", "--variant", "literal"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("canary:    passed on cpu"));
 }
+
+/// A sweep of some ops into a report folder that holds a sweep of more is refused before it
+/// runs (it would replace the fuller report the pages and upstream texts are made from).
+#[test]
+fn a_partial_sweep_does_not_replace_a_fuller_one() {
+    let dir = std::env::temp_dir().join(format!("repro-partial-{}", std::process::id()));
+    let sweep = dir.join("sweep/cpu");
+    std::fs::create_dir_all(&sweep).unwrap();
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/sweep/cpu/sweep.json");
+    std::fs::copy(&full, sweep.join("sweep.json")).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweep-known.toml");
+    let o = run(
+        env!("CARGO_BIN_EXE_repro"),
+        &[
+            "sweep",
+            "--device",
+            "cpu",
+            "--ops",
+            "exp",
+            "--report-dir",
+            dir.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("it would drop"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(sweep.join("sweep.json")).unwrap(),
+        std::fs::read(&full).unwrap(),
+        "the fuller report is untouched"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -15,8 +15,7 @@ fn every_observed_id_has_a_metal_prediction_with_a_reason() {
         repro::sweep::known::KnownSet::load(&root().join(repro::sweep::known::DEFAULT_PATH))
             .unwrap();
     let causes = repro::sweep::known::load_root_causes(&root().join(repro::bugs::DIR)).unwrap();
-    let sources = repro::bugs::Sources::pinned().expect("cargo's registry is readable");
-    let p = predict::observed_ids(&known, &causes, &sources).unwrap();
+    let p = predict::for_pages(&known, &causes).unwrap();
     let observed = known
         .entries
         .values()
@@ -61,5 +60,45 @@ fn the_readme_counts_the_hand_predictions() {
             "{n} Metal divergences predicted from source by hand"
         )),
         "README.md should say {n} Metal divergences predicted from source by hand"
+    );
+}
+
+/// Metal-only predictions come from the dispatch tables: every hand prediction of an id no
+/// run has shown is derived mechanically too, except those the dispatch cannot show (wrong
+/// values, backward passes); and the derivation, run over the CPU's and CUDA's own cells, lands
+/// on ids those runs observed (its naming follows the sweep's).
+#[test]
+fn the_dispatch_derives_the_metal_only_predictions() {
+    let metal = repro::metal::shared().unwrap();
+    let d = repro::metal::ids::derive(metal);
+    let known =
+        repro::sweep::known::KnownSet::load(&root().join(repro::sweep::known::DEFAULT_PATH))
+            .unwrap();
+    let mut hand_only = Vec::new();
+    for (id, k) in &known.entries {
+        if !k.observed && k.predicted.contains_key("metal") && !d.contains_key(id) {
+            let p: repro::sweep::id::DivergenceId = id.parse().unwrap();
+            let dispatch_cannot_show = p.category != repro::sweep::exec::Category::Unimplemented
+                || p.pass != repro::sweep::id::Pass::Forward;
+            if !dispatch_cannot_show {
+                hand_only.push(id.clone());
+            }
+        }
+    }
+    assert!(
+        hand_only.is_empty(),
+        "hand predictions the dispatch does not derive: {hand_only:?}"
+    );
+    let on_observed = d
+        .keys()
+        .filter(|id| known.entries.get(*id).is_some_and(|k| k.observed))
+        .count();
+    assert!(
+        on_observed >= 30,
+        "only {on_observed} derived ids match observed ones"
+    );
+    assert!(
+        d.contains_key("exp-fwd-unimplemented"),
+        "f64 exp is refused on Metal"
     );
 }

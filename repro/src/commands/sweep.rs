@@ -142,6 +142,28 @@ pub fn sweep(a: SweepArgs) -> Outcome {
         return Ok(harness::Verdict::Inconclusive.exit_code());
     }
     cli::check_report_dir(&a.report_dir.join("sweep"), &target.backend)?;
+    // A sweep of some ops must not replace a fuller sweep's report: the pages and upstream texts
+    // generated from it would lose every other op's divergences (and their repros).
+    let existing = a
+        .report_dir
+        .join("sweep")
+        .join(&target.backend)
+        .join("sweep.json");
+    if let Ok(prev) = crate::sweep::report::SweepReport::read(&existing) {
+        let dropped = prev
+            .ops
+            .keys()
+            .filter(|op| !picked.iter().any(|p| p.name == op.as_str()))
+            .count();
+        if dropped > 0 {
+            return Err(Error::input(format!(
+                "{} holds a sweep of {} ops and this run sweeps {}: it would drop {dropped}; pass --report-dir DIR for a partial sweep",
+                existing.display(),
+                prev.ops.len(),
+                picked.len()
+            )));
+        }
+    }
     let config = SweepConfig {
         ops: picked,
         device_spec: target.location.clone(),

@@ -11,6 +11,7 @@
 //! crate-private layout tests that pick a contiguous or strided branch (`layouts`).
 
 pub mod dispatch;
+pub mod ids;
 pub mod kernels;
 pub mod layouts;
 pub mod routes;

@@ -141,10 +141,12 @@ pub fn status_markdown(
         ));
     }
     md.push_str(&format!(
-        "\n## Metal predictions\n\n{} The rules (`repro/src/predict.rs`): an id about NaN or ±inf is uncertain under Metal's default fast math; otherwise the root cause's quoted code decides: code every backend runs → shows, CPU-only code seen only on the CPU → does not show, backend code → uncertain. A hand reading in `repro/sweep-known.toml` takes precedence.\n\n{}",
+        "\n## Metal predictions\n\n{} The rules (`repro/src/predict.rs`), in order: an id Metal's dispatch tables derive (`repro/src/metal/`) shows; an id about NaN or ±inf is uncertain under Metal's default fast math; otherwise the root cause's quoted code decides: code every backend runs → shows, CPU-only code seen only on the CPU → does not show, backend code → uncertain. A hand reading in `repro/sweep-known.toml` takes precedence.\n\n{}",
         crate::predict::counts_line(&metal),
         crate::predict::rules_table(&metal)
     ));
+    md.push('\n');
+    md.push_str(&crate::predict::metal_only_section(&known)?);
     md.push_str(&suite_section(suite_manifest)?);
     Ok(md)
 }
@@ -355,9 +357,11 @@ pub fn regenerate_issues(
         .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?;
     let mut table = root_cause_table(&known, &causes, "reports/sweep/", "reports/upstream/");
     let metal = crate::predict::for_pages(&known, &causes)?;
+    let metal_only = crate::predict::metal_only_section(&known)?;
     table.push_str(&format!(
-        "\n{} Per id and rule: [`reports/STATUS.md`](reports/STATUS.md).\n",
-        crate::predict::counts_line(&metal)
+        "\n{} {} Per id and rule: [`reports/STATUS.md`](reports/STATUS.md).\n",
+        crate::predict::counts_line(&metal),
+        metal_only.split("\n\n").next().unwrap_or_default()
     ));
     Ok((p, issues_with_table(&text, &table)?))
 }
