@@ -187,3 +187,22 @@ pub fn last_words(stderr: &[u8]) -> String {
         .unwrap_or("(nothing on stderr)")
         .to_string()
 }
+
+/// Called first in a child: ends this process when the parent that started it is gone (killed,
+/// say, by a signal it could not catch), so a hung or busy child never outlives its run. On
+/// Unix a child whose parent dies is handed to another process; the new parent id says so.
+pub fn exit_with_parent() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(250));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(EXIT_ORPHANED);
+            }
+        });
+    }
+}
+
+/// The exit code of a child that found its parent gone.
+pub const EXIT_ORPHANED: i32 = 70;

@@ -340,6 +340,22 @@ fn an_interrupted_run_leaves_no_half_written_report() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();
+    // The runner's own child (the hung case) does not outlive it.
+    #[cfg(target_os = "linux")]
+    {
+        let marker = dir.to_string_lossy().to_string();
+        let alive = || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+            })
+        };
+        let start = std::time::Instant::now();
+        while alive() && start.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!alive(), "the hung case outlived the killed runner");
+    }
     let folder = dir.join("cpu");
     no_temp_files(&folder);
     assert!(

@@ -56,6 +56,7 @@ pub fn list() -> Outcome {
 
 /// One case in this process, its reports staged for the parent; exits with the verdict's code.
 pub fn child(a: ChildArgs) -> Outcome {
+    crate::child::exit_with_parent();
     let case = crate::cases::find(&a.case)
         .ok_or_else(|| Error::input(format!("unknown case `{}`", a.case)))?;
     let device = cli::open_device(&a.device)?;

@@ -238,6 +238,7 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &PathBuf) -> Result<T, String> {
 
 /// The cells of one op in this process, results as JSON lines for the parent.
 pub fn child(a: ChildArgs) -> Outcome {
+    crate::child::exit_with_parent();
     let op = ops::find(&a.op).ok_or_else(|| Error::input(format!("unknown op `{}`", a.op)))?;
     let device = cli::open_device(&a.device)?;
     let cpu = candle_core::Device::Cpu;
