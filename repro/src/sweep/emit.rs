@@ -424,8 +424,7 @@ pub fn program(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let call = (op.code)(cell, &refs);
     match backward_role {
-        // The call's own `?` goes: its `Result` is what `run` returns.
-        None => body.push_str(&format!("    {}\n", call.trim_end_matches('?'))),
+        None => body.push_str(&format!("    {}\n", result_expr(&call))),
         Some(role) => {
             let w: Vec<String> = s
                 .evidence
@@ -490,5 +489,27 @@ pub fn program(
         uses_nn: source.contains("candle_nn::"),
         uses_cuda,
         source,
+    }
+}
+
+/// The last expression of a generated `fn run(…) -> candle_core::Result<Tensor>`: the call's own
+/// `?` goes (its `Result` is what `run` returns); a call that goes on after its `?`
+/// (`x.sort_last_dim(asc)?.0`) is a tensor, wrapped in `Ok`.
+fn result_expr(call: &str) -> String {
+    match call.strip_suffix('?') {
+        Some(result) => result.to_string(),
+        None => format!("Ok({call})"),
+    }
+}
+
+#[cfg(test)]
+mod result_expr_tests {
+    #[test]
+    fn a_call_that_goes_on_after_its_question_mark_is_wrapped() {
+        assert_eq!(super::result_expr("x.exp()?"), "x.exp()");
+        assert_eq!(
+            super::result_expr("x.sort_last_dim(true)?.0"),
+            "Ok(x.sort_last_dim(true)?.0)"
+        );
     }
 }
