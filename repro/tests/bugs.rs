@@ -84,3 +84,24 @@ fn every_prediction_quote_is_a_line_of_the_pinned_candle_sources() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(checked >= 2, "only {checked} prediction quotes");
 }
+
+/// The prose's count of root causes is the bug files': README and ISSUES.md said 29 after
+/// merges had left 25.
+#[test]
+fn the_prose_counts_the_root_causes() {
+    let bugs = repro::bugs::load(&root().join(repro::bugs::DIR)).expect("bug files load");
+    let n = bugs
+        .values()
+        .filter(|b| b.is_bug() && b.front.from_source.is_none())
+        .count();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let issues = std::fs::read_to_string(root().join("ISSUES.md")).unwrap();
+    assert!(
+        readme.contains(&format!("**{n} root causes** in candle")),
+        "README.md should count {n} root causes"
+    );
+    assert!(
+        issues.contains(&format!("{n} root causes, on candle")),
+        "ISSUES.md should count {n} root causes"
+    );
+}
