@@ -186,19 +186,9 @@ mod tests {
     #[test]
     fn a_cause_is_seen_elsewhere_or_missing_by_what_this_run_showed() {
         let divergence = |id: &str, backends: &[&str]| Divergence {
-            id: id.into(),
-            op: String::new(),
-            pass: "forward".into(),
-            category: crate::sweep::exec::Category::WrongResult,
             backends: backends.iter().map(|s| s.to_string()).collect(),
-            dtypes: Default::default(),
             cells: 1,
-            title: String::new(),
-            repro: None,
-            death: None,
-            status: None,
-            status_message: String::new(),
-            upstream: None,
+            ..Divergence::new(id, "", "forward", crate::sweep::exec::Category::WrongResult)
         };
         let shown = divergence("a", &["cpu", "cuda"]);
         let only_cuda = divergence("b", &["cuda"]);

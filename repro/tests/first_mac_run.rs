@@ -16,19 +16,9 @@ fn root() -> &'static Path {
 
 fn on_metal(id: &str) -> Divergence {
     Divergence {
-        id: id.into(),
-        op: String::new(),
-        pass: "forward".into(),
-        category: Category::WrongResult,
         backends: ["metal".to_string()].into(),
-        dtypes: Default::default(),
         cells: 1,
-        title: String::new(),
-        repro: None,
-        death: None,
-        status: None,
-        status_message: String::new(),
-        upstream: None,
+        ..Divergence::new(id, "", "forward", Category::WrongResult)
     }
 }
 

@@ -174,19 +174,14 @@ fn a_backward_id_is_unknown_where_the_forward_of_its_op_diverges() {
         let divergences = ids
             .iter()
             .map(|id| crate::sweep::report::Divergence {
-                id: id.to_string(),
-                op: "gelu_erf".into(),
-                pass: "forward".into(),
-                category: crate::sweep::exec::Category::WrongResult,
                 backends: ["cpu".to_string()].into(),
-                dtypes: Default::default(),
                 cells: 1,
-                title: String::new(),
-                repro: None,
-                death: None,
-                status: None,
-                status_message: String::new(),
-                upstream: None,
+                ..crate::sweep::report::Divergence::new(
+                    id,
+                    "gelu_erf",
+                    "forward",
+                    crate::sweep::exec::Category::WrongResult,
+                )
             })
             .collect();
         let op = crate::sweep::report::OpSummary {

@@ -27,6 +27,27 @@ pub struct Divergence {
     pub upstream: Option<String>,
 }
 
+impl Divergence {
+    /// A divergence before any cell is counted: no backends, dtypes, cells or status yet.
+    pub fn new(id: &str, op: &str, pass: &str, category: Category) -> Self {
+        Divergence {
+            id: id.into(),
+            op: op.into(),
+            pass: pass.into(),
+            category,
+            backends: BTreeSet::new(),
+            dtypes: BTreeSet::new(),
+            cells: 0,
+            title: String::new(),
+            repro: None,
+            death: None,
+            status: None,
+            status_message: String::new(),
+            upstream: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OpSummary {
     pub cells_planned: usize,

@@ -65,21 +65,7 @@ pub(super) fn record(g: &mut Gathered, op: &ops::Op, line: ChildLine) {
 }
 
 fn new_divergence(id: &str, op: &ops::Op, f: &Finding) -> Divergence {
-    Divergence {
-        id: id.into(),
-        op: op.name.into(),
-        pass: f.pass.clone(),
-        category: f.category,
-        backends: BTreeSet::new(),
-        dtypes: BTreeSet::new(),
-        cells: 0,
-        title: String::new(),
-        repro: None,
-        death: None,
-        status: None,
-        status_message: String::new(),
-        upstream: None,
-    }
+    Divergence::new(id, op.name, &f.pass, f.category)
 }
 
 /// A cell in which its child died, or hung (`hung`) and was killed.
