@@ -123,8 +123,11 @@ pub fn predictions_before(
     let known = KnownSet::load(&root.join(crate::sweep::known::DEFAULT_PATH))?;
     let causes = crate::sweep::known::load_root_causes(&root.join(crate::bugs::DIR))?;
     let observed = crate::predict::for_pages(&known, &causes)?;
-    let metal = crate::metal::shared().map_err(crate::error::Error::BadInput)?;
-    let derived = crate::metal::ids::derive(metal).into_keys().collect();
+    let derived = crate::metal::ids::derived()
+        .map_err(crate::error::Error::BadInput)?
+        .keys()
+        .cloned()
+        .collect();
     Ok(Some(all_predictions(&known, &observed, &derived, backend)))
 }
 

@@ -273,16 +273,14 @@ pub fn for_pages(
     causes: &BTreeMap<String, RootCause>,
 ) -> Result<BTreeMap<String, Prediction>, crate::error::Error> {
     let sources = Sources::pinned()?;
-    let metal = crate::metal::shared().map_err(crate::error::Error::BadInput)?;
-    let derived = crate::metal::ids::derive(metal);
-    observed_ids(known, causes, &sources, &derived).map_err(crate::error::Error::BadInput)
+    let derived = crate::metal::ids::derived().map_err(crate::error::Error::BadInput)?;
+    observed_ids(known, causes, &sources, derived).map_err(crate::error::Error::BadInput)
 }
 
 /// The Metal-only divergences: those the dispatch tables predict (`repro::metal::ids`) and
 /// those read by hand for ids no run has shown, as a line of counts and a table.
 pub fn metal_only_section(known: &KnownSet) -> Result<String, crate::error::Error> {
-    let metal = crate::metal::shared().map_err(crate::error::Error::BadInput)?;
-    let derived = crate::metal::ids::derive(metal);
+    let derived = crate::metal::ids::derived().map_err(crate::error::Error::BadInput)?;
     let hand: Vec<&String> = known
         .entries
         .iter()

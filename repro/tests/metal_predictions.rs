@@ -69,8 +69,7 @@ fn the_readme_counts_the_hand_predictions() {
 /// on ids those runs observed (its naming follows the sweep's).
 #[test]
 fn the_dispatch_derives_the_metal_only_predictions() {
-    let metal = repro::metal::shared().unwrap();
-    let d = repro::metal::ids::derive(metal);
+    let d = repro::metal::ids::derived().unwrap();
     let known =
         repro::sweep::known::KnownSet::load(&root().join(repro::sweep::known::DEFAULT_PATH))
             .unwrap();

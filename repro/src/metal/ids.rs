@@ -135,3 +135,11 @@ pub fn derive(metal: &Metal) -> BTreeMap<String, Derived> {
     }
     out
 }
+
+/// `derive` over the shared parsed sources, computed once per process (the pages and the
+/// first-run comparison each need it, and a debug build takes seconds per pass).
+pub fn derived() -> Result<&'static BTreeMap<String, Derived>, String> {
+    static DERIVED: std::sync::OnceLock<BTreeMap<String, Derived>> = std::sync::OnceLock::new();
+    let metal = super::shared()?;
+    Ok(DERIVED.get_or_init(|| derive(metal)))
+}
