@@ -44,13 +44,9 @@ pub struct CaseResult {
 /// existed is version 1.
 pub const SUITE_REPORT_SCHEMA: u32 = 1;
 
-fn schema_v1() -> u32 {
-    1
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SuiteReport {
-    #[serde(default = "schema_v1")]
+    #[serde(default = "harness::schema::v1")]
     pub schema_version: u32,
     pub candle_version: String,
     pub target: DeviceInfo,
@@ -60,21 +56,19 @@ pub struct SuiteReport {
     pub cases: Vec<CaseResult>,
 }
 
+impl harness::schema::Versioned for SuiteReport {
+    const SCHEMA: u32 = SUITE_REPORT_SCHEMA;
+    const KIND: &'static str = "suite report";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+}
+
 impl SuiteReport {
     /// Reads a `suite.json` the runner wrote: the one way collect and the version matrix get
     /// at a suite run.
     pub fn read(path: &Path) -> Result<SuiteReport, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let r: SuiteReport =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if r.schema_version > SUITE_REPORT_SCHEMA {
-            return Err(format!(
-                "{}: suite report schema {} is newer than this build reads ({SUITE_REPORT_SCHEMA})",
-                path.display(),
-                r.schema_version
-            ));
-        }
-        Ok(r)
+        harness::schema::read(path)
     }
 
     /// True when every verdict is as the manifest expects (or has no entry and did not crash).

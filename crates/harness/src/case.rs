@@ -92,13 +92,9 @@ impl Case {
 /// the field existed is version 1.
 pub const CASE_REPORT_SCHEMA: u32 = 1;
 
-fn schema_v1() -> u32 {
-    1
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseReport {
-    #[serde(default = "schema_v1")]
+    #[serde(default = "crate::schema::v1")]
     pub schema_version: u32,
     pub case: String,
     pub title: String,
@@ -114,23 +110,23 @@ pub struct CaseReport {
     pub variants: Vec<VariantReport>,
 }
 
+impl crate::schema::Versioned for CaseReport {
+    const SCHEMA: u32 = CASE_REPORT_SCHEMA;
+    const KIND: &'static str = "case report";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+}
+
 impl CaseReport {
     /// Reads a report that `report::json` wrote: the one way every reader of case reports
     /// (upstream texts, the version matrix, collect, the runner) gets at one.
     pub fn read(path: &std::path::Path) -> Result<CaseReport, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        crate::schema::read(path)
     }
 
     pub fn parse(text: &str) -> Result<CaseReport, String> {
-        let r: CaseReport = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if r.schema_version > CASE_REPORT_SCHEMA {
-            return Err(format!(
-                "case report schema {} is newer than this build reads ({CASE_REPORT_SCHEMA})",
-                r.schema_version
-            ));
-        }
-        Ok(r)
+        crate::schema::parse(text)
     }
 
     pub fn target_backend(&self) -> &str {

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod oracle;
 pub mod plot;
 pub mod report;
+pub mod schema;
 pub mod timing;
 pub mod variant;
 pub mod verdict;

@@ -68,13 +68,9 @@ pub struct OpSummary {
 /// existed is version 1.
 pub const SWEEP_REPORT_SCHEMA: u32 = 1;
 
-fn schema_v1() -> u32 {
-    1
-}
-
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SweepReport {
-    #[serde(default = "schema_v1")]
+    #[serde(default = "harness::schema::v1")]
     pub schema_version: u32,
     pub candle_version: String,
     pub target: DeviceInfo,
@@ -92,23 +88,23 @@ pub struct SweepReport {
     pub missing: Vec<(String, Status, String)>,
 }
 
+impl harness::schema::Versioned for SweepReport {
+    const SCHEMA: u32 = SWEEP_REPORT_SCHEMA;
+    const KIND: &'static str = "sweep report";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+}
+
 impl SweepReport {
     /// Reads a `sweep.json` the sweep wrote: the one way every reader (STATUS, the version
     /// matrix, collect, the upstream texts) gets at a sweep's results.
     pub fn read(path: &std::path::Path) -> Result<SweepReport, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        harness::schema::read(path)
     }
 
     pub fn parse(text: &str) -> Result<SweepReport, String> {
-        let r: SweepReport = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if r.schema_version > SWEEP_REPORT_SCHEMA {
-            return Err(format!(
-                "sweep report schema {} is newer than this build reads ({SWEEP_REPORT_SCHEMA})",
-                r.schema_version
-            ));
-        }
-        Ok(r)
+        harness::schema::parse(text)
     }
 
     /// Every divergence is a known one, every known one still shows, and every op asked for
