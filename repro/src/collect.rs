@@ -177,6 +177,16 @@ fn steps(cfg: &CollectConfig, me: PathBuf) -> Result<Vec<Step>, Error> {
                 "--width",
                 "8",
             ],
+            (true, "cuda_pool_release") => &[
+                "--iters",
+                "2",
+                "--warmup-ms",
+                "0",
+                "--tokens",
+                "64",
+                "--width",
+                "8",
+            ],
             (true, _) => &["--max-width", "64"],
         };
         out.push(Step {

@@ -30,6 +30,7 @@ fn collect_runs_every_step_on_the_cpu() {
         "router_topk_sync",
         "index_add_rows",
         "argsort_wide_rows",
+        "cuda_pool_release",
         "moe_bench",
     ] {
         assert!(

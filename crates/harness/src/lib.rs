@@ -8,6 +8,7 @@ pub mod canary;
 pub mod case;
 pub mod cli;
 pub mod compare;
+pub mod cuda_pool;
 pub mod device;
 pub mod host;
 pub mod observe;

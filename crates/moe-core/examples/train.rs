@@ -56,6 +56,12 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e.to_string()),
     };
+    // candle 0.11.1 leaves the CUDA pool releasing freed memory at every sync (the loss read).
+    match harness::cuda_pool::keep_freed_memory(&device) {
+        Ok(Some(done)) => eprintln!("{done}"),
+        Ok(None) => {}
+        Err(e) => return fail(format!("{e:#}")),
+    }
     let config = MoeConfig {
         d: args.dim as usize,
         e: args.experts as usize,

@@ -41,6 +41,7 @@ perf_repros!(
     router_topk_sync,
     index_add_rows,
     argsort_wide_rows,
+    cuda_pool_release,
 );
 
 /// The snippets that print timings: compiled by every build, not run by the snippets test (their

@@ -3,6 +3,7 @@
 
 use crate::findings::{notes, target_checks};
 use crate::measure::{measure_all, Collected};
+use crate::pool::pool_note;
 use crate::report::Report;
 use crate::tables::{call_rows, phase_rows, rows_and_records};
 use crate::Args;
@@ -19,6 +20,8 @@ pub(crate) fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Re
         warmup_min: Duration::from_millis(args.warmup_ms),
     };
     let env = Environment::collect(device);
+    // First, so every row after it runs with freed memory kept in the CUDA pool.
+    let pool = pool_note(args, dtypes, device, &timing)?;
     let Collected {
         all,
         anchors,
@@ -30,7 +33,8 @@ pub(crate) fn bench(args: &Args, dtypes: &[DType], device: &Device) -> Result<Re
     let t_max = args.tokens.iter().copied().max().unwrap_or(0) as usize;
     let targets = target_checks(&all, t_max, dtypes, device);
     let anchor_rows = anchors;
-    let notes = notes(args, &timing, &all, &layouts);
+    let mut notes = notes(args, &timing, &all, &layouts);
+    notes.extend(pool);
     let phases = phase_rows(&all, t_max);
     let calls = call_rows(&all);
     let command = command();

@@ -10,6 +10,7 @@ mod findings;
 #[cfg(feature = "cuda")]
 mod fused_anchor;
 mod measure;
+mod pool;
 mod report;
 mod tables;
 
