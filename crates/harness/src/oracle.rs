@@ -436,8 +436,10 @@ pub fn scatter_add(
 }
 
 // The wider op set the op-consistency sweep covers lives in its own file.
+mod binary_ops;
 mod sweep_ops;
 mod training_ops;
+pub use binary_ops::*;
 pub use sweep_ops::*;
 pub use training_ops::*;
 

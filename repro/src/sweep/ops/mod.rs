@@ -7,6 +7,7 @@
 //! `elementwise`, `reductions`, `rope`, `training`, with the input builders they share in
 //! `inputs`); `OPS` below lists them in the sweep's order.
 
+mod binary;
 mod compare;
 mod copies;
 mod elementwise;
@@ -225,6 +226,23 @@ pub static OPS: &[Op] = &[
     training::CROSS_ENTROPY,
     compare::SORT_LAST_DIM,
     training::ADAMW_STEP,
+    binary::ADD,
+    binary::SUB,
+    binary::MUL,
+    binary::DIV,
+    binary::MAXIMUM,
+    binary::MINIMUM,
+    binary::POW,
+    binary::BROADCAST_ADD,
+    binary::BROADCAST_SUB,
+    binary::BROADCAST_MUL,
+    binary::BROADCAST_DIV,
+    binary::BROADCAST_MAXIMUM,
+    binary::BROADCAST_MINIMUM,
+    binary::BROADCAST_POW,
+    binary::DIV_BY_ZERO,
+    binary::COMPARE,
+    binary::BROADCAST_COMPARE,
 ];
 
 impl Op {
