@@ -87,6 +87,23 @@ pub const ROUTES: &[(&str, Route, &str)] = &[
     ("cross_entropy", cross_entropy, "candle-nn loss.rs:cross_entropy (log_softmax, nll)"),
     ("sort_last_dim", sort_last_dim, "sort.rs:sort_last_dim (arg_sort, gather)"),
     ("adamw_step", adamw_step, "candle-nn optim.rs:AdamW (make_var, backward_step: mul, sum, backward, step)"),
+    ("add", |c| binary(c, "Add", false), "tensor.rs:add → binary_impl"),
+    ("sub", |c| binary(c, "Sub", false), "tensor.rs:sub → binary_impl"),
+    ("mul", |c| binary(c, "Mul", false), "tensor.rs:mul → binary_impl"),
+    ("div", |c| binary(c, "Div", false), "tensor.rs:div → binary_impl"),
+    ("maximum", |c| binary(c, "Maximum", false), "tensor.rs:maximum → binary_impl"),
+    ("minimum", |c| binary(c, "Minimum", false), "tensor.rs:minimum → binary_impl"),
+    ("pow", |c| pow(c, false), "tensor.rs:pow (log, mul, exp)"),
+    ("broadcast_add", |c| binary(c, "Add", true), "tensor.rs:broadcast_add → broadcast_as, add"),
+    ("broadcast_sub", |c| binary(c, "Sub", true), "tensor.rs:broadcast_sub → broadcast_as, sub"),
+    ("broadcast_mul", |c| binary(c, "Mul", true), "tensor.rs:broadcast_mul → broadcast_as, mul"),
+    ("broadcast_div", |c| binary(c, "Div", true), "tensor.rs:broadcast_div → broadcast_as, div"),
+    ("broadcast_maximum", |c| binary(c, "Maximum", true), "tensor.rs:broadcast_maximum → broadcast_as, maximum"),
+    ("broadcast_minimum", |c| binary(c, "Minimum", true), "tensor.rs:broadcast_minimum → broadcast_as, minimum"),
+    ("broadcast_pow", |c| pow(c, true), "tensor.rs:broadcast_pow (log, broadcast_mul, exp)"),
+    ("div_by_zero", |c| binary(c, "Div", false), "tensor.rs:div → binary_impl"),
+    ("compare", |c| compare(c, false), "tensor.rs:eq … ge → cmp → binary"),
+    ("broadcast_compare", |c| compare(c, true), "tensor.rs:broadcast_eq … broadcast_ge → broadcast_as, cmp → binary"),
 ];
 
 pub fn route(op: &str) -> Option<Route> {
@@ -490,4 +507,49 @@ fn adamw_step(c: &Ctx) -> Result<Vec<Step>, String> {
         affine(dt, &full),
         bin("Sub", full.clone()),
     ])
+}
+
+/// The rhs's layout as the kernel sees it: its own, or broadcast to the lhs's shape.
+fn rhs_layout(c: &Ctx, broadcast: bool) -> Result<Layout, String> {
+    if !broadcast {
+        return Ok(c.l(1));
+    }
+    let b = c.t[1].broadcast_as(c.dims(0)).map_err(|e| e.to_string())?;
+    Ok(b.layout().clone())
+}
+
+/// `a.<op>(&b)` or `a.broadcast_<op>(&b)` (the lhs is never broadcast: its shape is the output's).
+fn binary(c: &Ctx, op: &'static str, broadcast: bool) -> Result<Vec<Step>, String> {
+    Ok(vec![Step::Binary(
+        BinOp::Op(op),
+        c.dtype,
+        c.l(0),
+        rhs_layout(c, broadcast)?,
+    )])
+}
+
+/// `a.pow(&b)` = `b.mul(&a.log())?.exp()` (`broadcast_mul` for `broadcast_pow`).
+fn pow(c: &Ctx, broadcast: bool) -> Result<Vec<Step>, String> {
+    let s = c.dims(0);
+    Ok(vec![
+        Step::Unary("log", c.dtype, c.contiguous(0)),
+        Step::Binary(
+            BinOp::Op("Mul"),
+            c.dtype,
+            rhs_layout(c, broadcast)?,
+            contiguous(&s),
+        ),
+        Step::Unary("exp", c.dtype, true),
+    ])
+}
+
+/// The comparison of the cell's variant (`compare`: eq … ge; `broadcast_compare` the same).
+fn compare(c: &Ctx, broadcast: bool) -> Result<Vec<Step>, String> {
+    const CMP: [&str; 6] = ["Eq", "Ne", "Lt", "Le", "Gt", "Ge"];
+    Ok(vec![Step::Binary(
+        BinOp::Cmp(CMP[c.variant]),
+        c.dtype,
+        c.l(0),
+        rhs_layout(c, broadcast)?,
+    )])
 }
