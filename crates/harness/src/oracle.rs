@@ -440,8 +440,10 @@ mod binary_ops;
 mod sweep_ops;
 mod training_ops;
 pub use binary_ops::*;
+mod unary_ops;
 pub use sweep_ops::*;
 pub use training_ops::*;
+pub use unary_ops::*;
 
 #[cfg(test)]
 mod tests {

@@ -226,6 +226,18 @@ pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTen
                 format!("log-normalised over n ≤ {n}: (n+2)u|want| + 2u·max(|x|, |want|)"),
             )
         }
+        ErrorModel::Variance => {
+            let x = max_abs(&hosts[..1]);
+            Bounds::new(
+                d,
+                &want.values,
+                n + 3.0,
+                2.0 * n * n * unit_roundoff(d),
+                &vec![x * x; want.values.len()],
+                0.0,
+                format!("two-pass variance over n ≤ {n}: (n+3)u|want| + 2(n·u·max|x|)²"),
+            )
+        }
     };
     if n != terms(cell) {
         b.model += &format!(

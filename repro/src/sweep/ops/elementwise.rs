@@ -88,6 +88,7 @@ macro_rules! method {
         }
     };
 }
+pub(super) use method;
 
 pub(super) const SILU: Op = unary!(
     "silu",

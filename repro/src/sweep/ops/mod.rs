@@ -18,6 +18,7 @@ mod norms;
 mod reductions;
 mod rope;
 mod training;
+mod unary;
 
 use super::cell::{Cell, Input, Place, Rng, Values};
 use candle_core::{DType, Tensor};
@@ -72,6 +73,9 @@ pub enum ErrorModel {
     /// log_softmax: the softmax's relative bound, plus the rounding of `x - logsumexp`, which
     /// is absolute in the size of `x`.
     LogNormalised,
+    /// A two-pass variance `Σ(x − m̂)²/(n − 1)`: `(n + 3)·u` relative, plus the mean's rounding
+    /// `ε ≤ n·u·max|x|`, which adds `n·ε²/(n − 1) ≤ 2ε²` (the textbook two-pass bound).
+    Variance,
 }
 
 /// How an output is judged against the reference.
@@ -243,6 +247,36 @@ pub static OPS: &[Op] = &[
     binary::DIV_BY_ZERO,
     binary::COMPARE,
     binary::BROADCAST_COMPARE,
+    unary::ABS,
+    unary::NEG,
+    unary::RECIP,
+    unary::SQR,
+    unary::SIN,
+    unary::COS,
+    unary::ERF,
+    unary::FLOOR,
+    unary::CEIL,
+    unary::ROUND,
+    unary::ROUND_TO,
+    unary::SIGN,
+    unary::ELU,
+    unary::SILU_METHOD,
+    unary::SUM,
+    unary::MAX,
+    unary::MIN,
+    unary::MEAN,
+    unary::ARGMAX,
+    unary::ARGMIN,
+    unary::VAR,
+    unary::VAR_KEEPDIM,
+    unary::LOG_SUM_EXP,
+    unary::SUM_ALL,
+    unary::MEAN_ALL,
+    unary::MAX_ALL,
+    unary::MIN_ALL,
+    unary::NORM,
+    unary::DOT,
+    unary::MV,
 ];
 
 impl Op {

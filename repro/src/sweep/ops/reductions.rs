@@ -35,6 +35,7 @@ macro_rules! reduce {
         }
     };
 }
+pub(super) use reduce;
 
 pub(super) const SUM_KEEPDIM: Op = reduce!(
     sum_keepdim,
