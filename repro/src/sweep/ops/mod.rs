@@ -9,6 +9,7 @@
 
 mod binary;
 mod compare;
+mod conv;
 mod copies;
 mod elementwise;
 mod indexing;
@@ -277,6 +278,12 @@ pub static OPS: &[Op] = &[
     unary::NORM,
     unary::DOT,
     unary::MV,
+    conv::CONV1D,
+    conv::CONV1D_WITH_ALGO,
+    conv::CONV2D_OP,
+    conv::CONV2D_WITH_ALGO,
+    conv::CONV_TRANSPOSE1D,
+    conv::CONV_TRANSPOSE2D,
 ];
 
 impl Op {
