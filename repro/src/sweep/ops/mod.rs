@@ -4,7 +4,7 @@
 //! standalone repro prints — side by side, so the three cannot drift apart unnoticed.
 //!
 //! The entries live by family (`indexing`, `copies`, `compare`, `matmul`, `norms`,
-//! `elementwise`, `reductions`, `rope`, `training`, with the input builders they share in
+//! `elementwise`, `reductions`, `rope`, `training`, `pool`, with the input builders they share in
 //! `inputs`); `OPS` below lists them in the sweep's order.
 
 mod binary;
@@ -16,6 +16,7 @@ mod indexing;
 mod inputs;
 mod matmul;
 mod norms;
+mod pool;
 mod reductions;
 mod rope;
 mod training;
@@ -284,6 +285,20 @@ pub static OPS: &[Op] = &[
     conv::CONV2D_WITH_ALGO,
     conv::CONV_TRANSPOSE1D,
     conv::CONV_TRANSPOSE2D,
+    pool::AVG_POOL2D,
+    pool::AVG_POOL2D_WITH_STRIDE,
+    pool::MAX_POOL2D,
+    pool::MAX_POOL2D_WITH_STRIDE,
+    pool::MAX_POOL2D_NAN,
+    pool::UPSAMPLE_NEAREST1D,
+    pool::UPSAMPLE_NEAREST2D,
+    pool::UPSAMPLE_NEAREST_TO,
+    pool::UPSAMPLE_NEAREST_TWICE,
+    pool::UPSAMPLE_BILINEAR2D,
+    pool::UPSAMPLE_BILINEAR2D_WITH_SCALE,
+    pool::PIXEL_SHUFFLE,
+    pool::PIXEL_UNSHUFFLE,
+    pool::REPLICATION_PAD2D,
 ];
 
 impl Op {
