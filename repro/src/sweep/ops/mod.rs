@@ -5,6 +5,7 @@
 //!
 //! The entries live by family (`indexing`, `copies`, `compare`, `matmul`, `norms`,
 //! `elementwise`, `reductions`, `rope`, `training`, `pool`, with the input builders they share in
+//! `elementwise`, `reductions`, `rope`, `training`, `shape`, with the input builders they share in
 //! `inputs`); `OPS` below lists them in the sweep's order.
 
 mod binary;
@@ -19,6 +20,7 @@ mod norms;
 mod pool;
 mod reductions;
 mod rope;
+mod shape;
 mod training;
 mod unary;
 
@@ -299,6 +301,50 @@ pub static OPS: &[Op] = &[
     pool::PIXEL_SHUFFLE,
     pool::PIXEL_UNSHUFFLE,
     pool::REPLICATION_PAD2D,
+    shape::PAD_WITH_ZEROS,
+    shape::PAD_WITH_SAME,
+    shape::ROLL,
+    shape::FLIP,
+    shape::REPEAT,
+    shape::EXPAND,
+    shape::BROADCAST_LEFT,
+    shape::STACK,
+    shape::CHUNK,
+    shape::UNFOLD,
+    shape::SLICE_ASSIGN,
+    shape::SLICE_SCATTER,
+    shape::SLICE_SCATTER0,
+    shape::SQUEEZE,
+    shape::RESHAPE,
+    shape::PERMUTE,
+    shape::TRANSPOSE,
+    shape::T,
+    shape::FLATTEN,
+    shape::FLATTEN_ALL,
+    shape::FLATTEN_FROM,
+    shape::FLATTEN_TO,
+    shape::COPY,
+    shape::DETACH,
+    shape::FORCE_CONTIGUOUS,
+    shape::GET,
+    shape::GET_ON_DIM,
+    shape::ARANGE,
+    shape::ARANGE_STEP,
+    shape::EYE,
+    shape::ONES,
+    shape::ZEROS,
+    shape::FULL,
+    shape::ONES_LIKE,
+    shape::ZEROS_LIKE,
+    shape::TRIL2,
+    shape::TRIU2,
+    shape::MESHGRID,
+    shape::SLICE_SET,
+    shape::SCATTER_SET,
+    shape::SCATTER_ADD_SET,
+    shape::CONST_SET,
+    shape::ZERO_SET,
+    shape::ONE_SET,
 ];
 
 impl Op {
