@@ -16,6 +16,7 @@ mod elementwise;
 mod indexing;
 mod inputs;
 mod matmul;
+mod nnops;
 mod norms;
 mod pool;
 mod reductions;
@@ -345,6 +346,36 @@ pub static OPS: &[Op] = &[
     shape::CONST_SET,
     shape::ZERO_SET,
     shape::ONE_SET,
+    nnops::ACT_GELU,
+    nnops::ACT_NEW_GELU,
+    nnops::ACT_GELU_PYTORCH_TANH,
+    nnops::ACT_RELU,
+    nnops::ACT_RELU2,
+    nnops::ACT_RELU6,
+    nnops::ACT_SILU,
+    nnops::ACT_SIGMOID,
+    nnops::ACT_HARD_SIGMOID,
+    nnops::ACT_SWIGLU,
+    nnops::ACT_SWISH,
+    nnops::ACT_MISH,
+    nnops::ACT_HARD_SWISH,
+    nnops::ACT_ELU,
+    nnops::ACT_LEAKY_RELU,
+    nnops::PRELU,
+    nnops::HARD_SIGMOID,
+    nnops::LEAKY_RELU,
+    nnops::MISH,
+    nnops::SELU,
+    nnops::SWIGLU,
+    nnops::MSE,
+    nnops::HUBER,
+    nnops::BCE_WITH_LOGIT,
+    nnops::LAYER_NORM_SLOW,
+    nnops::RMS_NORM_SLOW,
+    nnops::ROPE_SLOW,
+    nnops::ROPE_I_SLOW,
+    nnops::IDENTITY,
+    nnops::DROPOUT,
 ];
 
 impl Op {
