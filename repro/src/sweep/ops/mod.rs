@@ -17,6 +17,7 @@ mod indexing;
 mod inputs;
 mod matmul;
 mod nnops;
+mod nnops_losses;
 mod norms;
 mod pool;
 mod reductions;
@@ -367,13 +368,13 @@ pub static OPS: &[Op] = &[
     nnops::MISH,
     nnops::SELU,
     nnops::SWIGLU,
-    nnops::MSE,
-    nnops::HUBER,
-    nnops::BCE_WITH_LOGIT,
-    nnops::LAYER_NORM_SLOW,
-    nnops::RMS_NORM_SLOW,
-    nnops::ROPE_SLOW,
-    nnops::ROPE_I_SLOW,
+    nnops_losses::MSE,
+    nnops_losses::HUBER,
+    nnops_losses::BCE_WITH_LOGIT,
+    nnops_losses::LAYER_NORM_SLOW,
+    nnops_losses::RMS_NORM_SLOW,
+    nnops_losses::ROPE_SLOW,
+    nnops_losses::ROPE_I_SLOW,
     nnops::IDENTITY,
     nnops::DROPOUT,
 ];
