@@ -307,7 +307,8 @@ mod tests {
             vec![-2.0, -0.5, 0.0, 2.0, 7.0]
         );
         let nan = h(&[1], &[f64::NAN]);
-        for f in [relu6, relu2, hard_sigmoid] {
+        let fs: [fn(&HostTensor) -> OracleResult; 3] = [relu6, relu2, hard_sigmoid];
+        for f in fs {
             assert!(f(&nan).unwrap().values[0].is_nan());
         }
     }
