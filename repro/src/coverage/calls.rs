@@ -33,6 +33,18 @@ pub enum Ref {
     /// `candle_nn::a::b(…)`, `candle_nn::Name`, `Activation::Variant`: the path after
     /// `candle_nn::` (or `Activation::Variant`).
     Nn(String),
+    /// `candle_core::quantized::QTensor::quantize`, `…::GgmlDType::Q4_0`: the path after
+    /// `quantized::`.
+    Quantized(String),
+}
+
+/// Which table an item is in: candle-core's `Tensor` methods, candle-nn, or candle-core's
+/// quantized API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Core,
+    Nn,
+    Quantized,
 }
 
 /// The candle calls in some code (tokens): method calls, `Tensor::` associated calls,
@@ -85,7 +97,15 @@ pub fn refs(t: &[Tok]) -> BTreeSet<Ref> {
                     out.insert(Ref::Nn(format!("Activation::{v}")));
                 }
             }
-            Tok::Ident(s) if s == "candle_nn" && path_sep(j + 1) => {
+            // `candle_core::Module::forward(&m, &x)`: the trait's method, called.
+            Tok::Ident(s) if (s == "Module" || s == "ModuleT") && path_sep(j + 1) => {
+                if let Some(name) = t.get(j + 3).and_then(|x| x.ident()) {
+                    if called(j + 4) {
+                        out.insert(Ref::Method(name.to_string()));
+                    }
+                }
+            }
+            Tok::Ident(s) if (s == "candle_nn" || s == "quantized") && path_sep(j + 1) => {
                 let mut path = Vec::new();
                 let mut k = j + 3;
                 while let Some(seg) = t.get(k).and_then(|x| x.ident()) {
@@ -96,7 +116,12 @@ pub fn refs(t: &[Tok]) -> BTreeSet<Ref> {
                     k += 3;
                 }
                 if !path.is_empty() {
-                    out.insert(Ref::Nn(path.join("::")));
+                    let path = path.join("::");
+                    out.insert(if s == "candle_nn" {
+                        Ref::Nn(path)
+                    } else {
+                        Ref::Quantized(path)
+                    });
                 }
             }
             _ => {}
@@ -118,9 +143,54 @@ pub(super) fn names(r: &Ref, item: &Item, core: bool) -> bool {
             let head = p.split("::").next().unwrap_or(p);
             let is_struct_path =
                 head.starts_with(char::is_uppercase) && p.matches("::").count() <= 1;
-            *p == item.key || (is_struct_path && item.key.rsplit("::").next() == Some(head))
+            // `kv_cache::KvCache::new` names the struct `kv_cache::KvCache`.
+            let last = item.key.rsplit("::").next().unwrap_or_default();
+            let full_struct_path = last.starts_with(char::is_uppercase)
+                && p.strip_prefix(item.key.as_str())
+                    .is_some_and(|rest| rest.starts_with("::"));
+            *p == item.key
+                || full_struct_path
+                || (is_struct_path && item.key.rsplit("::").next() == Some(head))
         }
         _ => false,
+    }
+}
+
+/// Whether a registry entry's calls cover an item. A method item (`kv_cache::KvCache::append`,
+/// `QTensor::dequantize`) is covered by its full path, or by its struct being named
+/// (constructed) and `.method(` called; `QMatMul::forward[Q4_0]` by a `QMatMul` built, its
+/// forward called and `GgmlDType::Q4_0` named.
+pub(super) fn covers(refs: &BTreeSet<Ref>, item: &Item, section: Section) -> bool {
+    let called = |m: &str| refs.contains(&Ref::Method(m.to_string()));
+    match section {
+        Section::Core => refs.iter().any(|r| names(r, item, true)),
+        Section::Nn => {
+            refs.iter().any(|r| names(r, item, false))
+                || item.key.matches("::").count() == 2 && {
+                    let (ty, m) = item.key.rsplit_once("::").unwrap_or_default();
+                    let ty = Item {
+                        key: ty.to_string(),
+                        file: item.file.clone(),
+                    };
+                    called(m) && refs.iter().any(|r| names(r, &ty, false))
+                }
+        }
+        Section::Quantized => {
+            let (ty, m) = item.key.split_once("::").unwrap_or_default();
+            let struct_named = refs
+                .iter()
+                .any(|r| matches!(r, Ref::Quantized(p) if p.split("::").next() == Some(ty)));
+            match m.strip_prefix("forward[").and_then(|d| d.strip_suffix(']')) {
+                Some(dtype) => {
+                    struct_named
+                        && called("forward")
+                        && refs.contains(&Ref::Quantized(format!("GgmlDType::{dtype}")))
+                }
+                None => {
+                    refs.contains(&Ref::Quantized(item.key.clone())) || struct_named && called(m)
+                }
+            }
+        }
     }
 }
 

@@ -9,15 +9,39 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// candle-nn files whose public free functions are items.
-pub(super) const NN_FN_FILES: &[&str] = &["ops.rs", "rotary_emb.rs", "loss.rs"];
-/// candle-nn files whose public structs implementing `Module` are items (and `Activation`'s
-/// variants, from activation.rs).
+pub(super) const NN_FN_FILES: &[&str] = &[
+    "ops.rs",
+    "rotary_emb.rs",
+    "loss.rs",
+    "conv.rs",
+    "batch_norm.rs",
+    "group_norm.rs",
+];
+/// candle-nn files whose public structs implementing `Module` (or `ModuleT`) are items (and
+/// `Activation`'s variants, from activation.rs).
 pub(super) const NN_MODULE_FILES: &[&str] = &[
     "ops.rs",
     "activation.rs",
     "layer_norm.rs",
     "linear.rs",
     "embedding.rs",
+    "conv.rs",
+    "batch_norm.rs",
+    "group_norm.rs",
+];
+/// candle-nn methods that are items of their own, `module::Struct::method`: (file, struct,
+/// method), `*` for every public struct of the file with that public method. Each must be
+/// found (the page refuses to generate otherwise).
+pub(super) const NN_METHODS: &[(&str, &str, &str)] = &[
+    // BatchNorm's training pass (batch statistics, running stats updated); its eval pass is
+    // the `ModuleT` struct item.
+    ("batch_norm.rs", "BatchNorm", "forward_train"),
+    // Every cache's append (the concatenation a decode step runs).
+    ("kv_cache.rs", "*", "append"),
+    // VarBuilder's two dtype conversions: `get` to the builder's dtype (`to_dtype` changes
+    // it), `get_unchecked` to the backend data's dtype (`set_dtype` changes it).
+    ("var_builder.rs", "VarBuilderArgs", "get"),
+    ("var_builder.rs", "VarBuilderArgs", "get_unchecked"),
 ];
 
 /// `Tensor` methods left out of the table: they compute nothing on a backend (or only read a
@@ -230,7 +254,7 @@ pub fn nn_items(src_dir: &Path) -> Result<Vec<Item>, Error> {
             let modules: BTreeSet<&str> = items
                 .impls
                 .iter()
-                .filter(|i| i.trait_name.as_deref() == Some("Module"))
+                .filter(|i| matches!(i.trait_name.as_deref(), Some("Module" | "ModuleT")))
                 .map(|i| i.self_ty.as_str())
                 .collect();
             out.extend(
@@ -242,6 +266,7 @@ pub fn nn_items(src_dir: &Path) -> Result<Vec<Item>, Error> {
             );
         }
     }
+    out.extend(nn_methods(src_dir)?);
     if out.is_empty() {
         return Err(Error::internal(format!(
             "found no candle-nn items in {}",
@@ -249,4 +274,122 @@ pub fn nn_items(src_dir: &Path) -> Result<Vec<Item>, Error> {
         )));
     }
     Ok(out)
+}
+
+/// The methods of `NN_METHODS`, each found in its file (an error names the one missing).
+fn nn_methods(src_dir: &Path) -> Result<Vec<Item>, Error> {
+    let mut out = Vec::new();
+    for (file, ty, method) in NN_METHODS {
+        let items = parse_items(&tokenize(&read(&src_dir.join(file))?));
+        let public: BTreeSet<&str> = items
+            .structs
+            .iter()
+            .filter(|(_, p)| *p)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let module = file.trim_end_matches(".rs");
+        let found: BTreeSet<&str> = items
+            .impls
+            .iter()
+            .filter(|i| i.trait_name.is_none() && (*ty == "*" || i.self_ty == *ty))
+            .filter(|i| *ty != "*" || public.contains(i.self_ty.as_str()))
+            .filter(|i| i.body.fns.iter().any(|f| f.public && f.name == *method))
+            .map(|i| i.self_ty.as_str())
+            .collect();
+        if found.is_empty() {
+            return Err(Error::internal(format!(
+                "candle-nn's {file} has no public `{ty}::{method}`: has candle changed?"
+            )));
+        }
+        out.extend(found.into_iter().map(|s| Item {
+            key: format!("{module}::{s}::{method}"),
+            file: file.to_string(),
+        }));
+    }
+    Ok(out)
+}
+
+/// The file of candle-core's quantized API, relative to its src/.
+pub(super) const QUANTIZED_FILE: &str = "quantized/mod.rs";
+
+/// Public fns of `QTensor`/`QMatMul` left out of the quantized table, with the reason.
+const Q_SKIPPED: &[(&str, &str)] = &[
+    ("dtype", "metadata accessor: no kernel runs"),
+    ("device", "metadata accessor: no kernel runs"),
+    ("rank", "metadata accessor: no kernel runs"),
+    ("shape", "metadata accessor: no kernel runs"),
+    ("storage_size_in_bytes", "metadata accessor: no kernel runs"),
+    ("data", "raw storage access (the backend's buffer itself)"),
+    (
+        "device_ptr",
+        "raw storage access (the backend's buffer itself)",
+    ),
+    (
+        "device_ptr_with_guard",
+        "raw storage access (the backend's buffer itself)",
+    ),
+];
+
+/// Why a quantized item (`QTensor::dtype`) is left out, if it is.
+pub(super) fn q_skip_reason(key: &str) -> Option<&'static str> {
+    let method = key.rsplit("::").next()?;
+    Q_SKIPPED
+        .iter()
+        .find(|(k, _)| *k == method)
+        .map(|(_, r)| *r)
+}
+
+/// candle-core's quantized API (`src/quantized/mod.rs`): the public fns of the inherent
+/// `impl QTensor` and `impl QMatMul` blocks (`QTensor::quantize`), and `QMatMul`'s
+/// `Module::forward` once per variant of `GgmlDType` (`QMatMul::forward[Q4_0]`): each weight
+/// dtype takes its own kernel. Returns the items and the accessors left out.
+pub fn quantized_items(core_src: &Path) -> Result<(Vec<Item>, Vec<Item>), Error> {
+    let items = parse_items(&tokenize(&read(&core_src.join(QUANTIZED_FILE))?));
+    let item = |key: String| Item {
+        key,
+        file: QUANTIZED_FILE.to_string(),
+    };
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    let mut seen = BTreeSet::new();
+    for imp in &items.impls {
+        let ty = imp.self_ty.as_str();
+        if imp.trait_name.is_some() || !matches!(ty, "QTensor" | "QMatMul") {
+            continue;
+        }
+        for f in imp.body.fns.iter().filter(|f| f.public) {
+            let key = format!("{ty}::{}", f.name);
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            if q_skip_reason(&key).is_some() {
+                skipped.push(item(key));
+            } else {
+                out.push(item(key));
+            }
+        }
+    }
+    let forward = items.impls.iter().any(|i| {
+        i.trait_name.as_deref() == Some("Module")
+            && i.self_ty == "QMatMul"
+            && i.body.fns.iter().any(|f| f.name == "forward")
+    });
+    let dtypes = items
+        .enums
+        .iter()
+        .find(|e| e.public && e.name == "GgmlDType");
+    match (forward, dtypes) {
+        (true, Some(e)) if !out.is_empty() => {
+            out.extend(
+                e.variants
+                    .iter()
+                    .map(|v| item(format!("QMatMul::forward[{v}]"))),
+            );
+            Ok((out, skipped))
+        }
+        _ => Err(Error::internal(format!(
+            "found no `QMatMul` forward, `GgmlDType` or `QTensor` fns in {}: has candle's \
+             layout changed?",
+            core_src.join(QUANTIZED_FILE).display()
+        ))),
+    }
 }

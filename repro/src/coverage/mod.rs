@@ -4,8 +4,11 @@
 //! The items come from candle's own sources at the version the workspace pins (found with
 //! `cargo metadata`), not from a hand list: every `pub fn` of the `impl Tensor` blocks of
 //! candle-core's `src/*.rs` (methods written by macros included), and candle-nn's public
-//! functions of `ops.rs`, `rotary_emb.rs`, `loss.rs`, the `Activation` variants and the public
-//! structs implementing `Module` in the files read. What covers each item is derived from the
+//! functions of `ops.rs`, `rotary_emb.rs`, `loss.rs`, `conv.rs`, `batch_norm.rs`,
+//! `group_norm.rs`, the `Activation` variants, the public structs implementing `Module` in the
+//! files read and a few methods by name (kv caches' `append`, `VarBuilder`'s dtype handling);
+//! candle-core's quantized API (`QTensor`, `QMatMul`, one `forward` per `GgmlDType`). Items
+//! out of scope are excluded with a reason (`excluded.rs`). What covers each item is derived from the
 //! registries: the sweep's `OPS` table (the candle calls in each op's `call` and `code`) and the
 //! suite's cases (`cases::all()`, the candle calls in each case file's code).
 //!
@@ -15,6 +18,7 @@
 
 mod calls;
 mod candle;
+mod excluded;
 mod page;
 mod parser;
 mod sources;
@@ -24,10 +28,11 @@ mod tokenizer;
 mod tests;
 
 pub use calls::{
-    case_covering, case_coverings, refs, sweep_coverings, Covering, Ref, NOT_TENSOR_CALLS,
+    case_covering, case_coverings, refs, sweep_coverings, Covering, Ref, Section, NOT_TENSOR_CALLS,
 };
-pub use candle::{core_items, nn_items, tensor_methods, CoreItems, Item};
-pub use page::{generate, CASES_DIR};
+pub use candle::{core_items, nn_items, quantized_items, tensor_methods, CoreItems, Item};
+pub use excluded::{excluded, EXCLUDED, MAX_EXCLUDED};
+pub use page::{all_items, generate, AllItems, CASES_DIR};
 pub use parser::{parse_items, EnumItem, FnItem, ImplItem, Items, MacroCall, MacroDef, MacroRule};
 pub use sources::{locate, Sources};
 pub use tokenizer::{tokenize, Tok};

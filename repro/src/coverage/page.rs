@@ -1,10 +1,14 @@
 //! The page: the tables of items with what covers them, the left-out lists and the checks of
 //! the sweep's calls, rendered as markdown.
 
-use super::calls::{case_coverings, names, sweep_coverings, Covering, Ref, NOT_TENSOR_CALLS};
-use super::candle::{
-    core_items, nn_items, skip_reason, CoreItems, Item, NN_FN_FILES, NN_MODULE_FILES,
+use super::calls::{
+    case_coverings, covers, names, sweep_coverings, Covering, Ref, Section, NOT_TENSOR_CALLS,
 };
+use super::candle::{
+    core_items, nn_items, q_skip_reason, quantized_items, skip_reason, CoreItems, Item,
+    NN_FN_FILES, NN_METHODS, NN_MODULE_FILES, QUANTIZED_FILE,
+};
+use super::excluded::{excluded, EXCLUDED};
 use super::sources::Sources;
 use crate::error::Error;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,11 +19,15 @@ pub const CASES_DIR: &str = "repro/src/cases";
 struct Row<'a> {
     item: &'a Item,
     by: Vec<&'a Covering>,
+    excluded: Option<&'static str>,
 }
 
 impl Row<'_> {
     fn forward(&self) -> String {
-        marks(self.by.iter().map(|c| c.sweep))
+        match (self.by.is_empty(), self.excluded) {
+            (true, Some(why)) => format!("excluded ({why})"),
+            _ => marks(self.by.iter().map(|c| c.sweep)),
+        }
     }
 
     fn backward(&self) -> String {
@@ -82,15 +90,16 @@ fn marks(kinds: impl Iterator<Item = bool>) -> String {
     }
 }
 
-fn rows<'a>(items: &'a [Item], coverings: &'a [Covering], core: bool) -> Vec<Row<'a>> {
+fn rows<'a>(items: &'a [Item], coverings: &'a [Covering], section: Section) -> Vec<Row<'a>> {
     let mut rows: Vec<Row> = items
         .iter()
         .map(|item| Row {
             item,
             by: coverings
                 .iter()
-                .filter(|c| c.refs.iter().any(|r| names(r, item, core)))
+                .filter(|c| covers(&c.refs, item, section))
                 .collect(),
+            excluded: excluded(item),
         })
         .collect();
     rows.sort_by(|a, b| a.item.key.cmp(&b.item.key));
@@ -114,21 +123,54 @@ fn table(out: &mut String, rows: &[Row]) {
 
 /// The page, from candle's sources and the registries.
 pub fn generate(src: &Sources) -> Result<String, Error> {
-    let core = core_items(&src.core_src)?;
-    let nn = nn_items(&src.nn_src)?;
+    let items = all_items(src)?;
     let mut coverings = sweep_coverings();
     coverings.extend(case_coverings(&src.workspace_root.join(CASES_DIR))?);
-    Ok(render(src, &core, &nn, &coverings))
+    Ok(render(src, &items, &coverings))
 }
 
-fn render(src: &Sources, core: &CoreItems, nn: &[Item], coverings: &[Covering]) -> String {
-    let core_rows = rows(&core.items, coverings, true);
-    let nn_rows = rows(nn, coverings, false);
-    let all: Vec<&Row> = core_rows.iter().chain(&nn_rows).collect();
+/// Every item the page lists, by table, and the ones left out.
+pub struct AllItems {
+    pub core: CoreItems,
+    pub nn: Vec<Item>,
+    pub quantized: Vec<Item>,
+    pub quantized_skipped: Vec<Item>,
+}
+
+impl AllItems {
+    /// The listed items with their table.
+    pub fn listed(&self) -> impl Iterator<Item = (&Item, Section)> {
+        let core = self.core.items.iter().map(|i| (i, Section::Core));
+        let q = self.quantized.iter().map(|i| (i, Section::Quantized));
+        core.chain(q)
+            .chain(self.nn.iter().map(|i| (i, Section::Nn)))
+    }
+}
+
+pub fn all_items(src: &Sources) -> Result<AllItems, Error> {
+    let (quantized, quantized_skipped) = quantized_items(&src.core_src)?;
+    Ok(AllItems {
+        core: core_items(&src.core_src)?,
+        nn: nn_items(&src.nn_src)?,
+        quantized,
+        quantized_skipped,
+    })
+}
+
+fn render(src: &Sources, items: &AllItems, coverings: &[Covering]) -> String {
+    let (core, nn) = (&items.core, &items.nn);
+    let core_rows = rows(&core.items, coverings, Section::Core);
+    let q_rows = rows(&items.quantized, coverings, Section::Quantized);
+    let nn_rows = rows(nn, coverings, Section::Nn);
+    let all: Vec<&Row> = core_rows.iter().chain(&q_rows).chain(&nn_rows).collect();
     let fwd = all.iter().filter(|r| !r.by.is_empty()).count();
     let bwd = all
         .iter()
         .filter(|r| r.by.iter().any(|c| c.backward))
+        .count();
+    let excl = all
+        .iter()
+        .filter(|r| r.by.is_empty() && r.excluded.is_some())
         .count();
     let crate_dir = |name: &str, v: &str| format!("{name}-{v}/src");
     let core_dir = crate_dir("candle-core", &src.core_version);
@@ -139,7 +181,12 @@ fn render(src: &Sources, core: &CoreItems, nn: &[Item], coverings: &[Covering]) 
         .chain(&core.skipped)
         .map(|i| i.file.as_str())
         .collect();
-    let nn_files: BTreeSet<&str> = NN_FN_FILES.iter().chain(NN_MODULE_FILES).copied().collect();
+    let nn_files: BTreeSet<&str> = NN_FN_FILES
+        .iter()
+        .chain(NN_MODULE_FILES)
+        .chain(NN_METHODS.iter().map(|(f, _, _)| f))
+        .copied()
+        .collect();
 
     let mut o = String::new();
     o.push_str("# What the project checks in candle\n\n");
@@ -148,17 +195,19 @@ fn render(src: &Sources, core: &CoreItems, nn: &[Item], coverings: &[Covering]) 
          registries; do not edit (a test fails when this page is stale).\n\n",
     );
     o.push_str(&format!(
-        "**{} items** ({} candle-core, {} candle-nn): **{fwd} covered forward**, **{bwd} covered \
-         backward**, **{} not covered**.\n\n",
+        "**{} items** ({} candle-core `Tensor` methods, {} candle-core quantized, {} candle-nn): \
+         **{fwd} covered forward**, **{bwd} covered backward**, **{excl} excluded**, **{} not \
+         covered**.\n\n",
         all.len(),
         core_rows.len(),
+        q_rows.len(),
         nn_rows.len(),
-        all.len() - fwd
+        all.len() - fwd - excl
     ));
     o.push_str(&format!(
         "candle-core {} and candle-nn {} (the versions `cargo metadata` resolves for this \
-         workspace). Read: every `src/*.rs` of candle-core (items found in {}); of candle-nn, \
-         {}.\n\n",
+         workspace). Read: every `src/*.rs` of candle-core (items found in {}) and `{core_dir}/{}`; \
+         of candle-nn, {}.\n\n",
         src.core_version,
         src.nn_version,
         core_files
@@ -166,48 +215,32 @@ fn render(src: &Sources, core: &CoreItems, nn: &[Item], coverings: &[Covering]) 
             .map(|f| format!("`{core_dir}/{f}`"))
             .collect::<Vec<_>>()
             .join(", "),
+        QUANTIZED_FILE,
         nn_files
             .iter()
             .map(|f| format!("`{nn_dir}/{f}`"))
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    o.push_str(
-        "## How the columns are derived\n\n\
-         - **item**: candle-core: every `pub fn` of an inherent `impl Tensor` block, including the \
-         methods candle writes with its own `macro_rules!` (`unary_op!(exp, Exp)`, `binary_op!`, \
-         `broadcast_binary_op!`, …); candle-nn: the public free fns of `ops.rs`, `rotary_emb.rs` and \
-         `loss.rs` (`module::fn`), the variants of `Activation`, and the public structs implementing \
-         `Module` in `ops.rs`, `activation.rs`, `layer_norm.rs`, `linear.rs`, `embedding.rs`. \
-         `#[cfg(test)]` code and non-public fns are left out; so are trait methods (`IndexOp::i`, \
-         the `+ - * /` operators) and items inside nested modules.\n\
-         - **forward**: `sweep` when an op of the sweep's `OPS` table (`repro/src/sweep/ops.rs`) \
-         calls the item — the calls named in the op's `call` string and in the Rust source its \
-         `code` writes for every systematic cell; `case` when a suite case (`repro::cases::all()`) \
-         calls it — a method call `.name(`, `Tensor::name(`, `candle_nn::…` or `Activation::…` in \
-         the case file's code (comments, strings and its plain-Rust snippet check left out).\n\
-         - **backward**: `sweep` when such an op differentiates an input (its `grads` is not \
-         empty); `case` when the case file that calls the item also calls `.backward()`.\n\
-         - **dtypes**: the sweep ops' dtype lists (`dtypes`; the index, condition or target dtype \
-         is not shown); for cases, the dtypes its code names (`DType::X`), which is less exact.\n\
-         - **by**: the sweep ops and the cases found above.\n\n\
-         Not counted: the candle calls the sweep's harness makes around an op (building the \
-         layouts, `sum(out · w)` for the gradient, reading results back) and those inside \
-         `harness::Probe`; the performance repros and moe-core, which check timings and a \
-         model rather than an op's result. A candle-nn function covers no candle-core method \
-         it calls internally.\n\n",
-    );
-
+    derivation(&mut o);
     o.push_str("## candle-core: `Tensor` methods\n\n");
     table(&mut o, &core_rows);
+    o.push_str("\n## candle-core: quantized (`QTensor`, `QMatMul`)\n\n");
+    table(&mut o, &q_rows);
     o.push_str("\n## candle-nn\n\n");
     table(&mut o, &nn_rows);
+    excluded_table(&mut o, &all);
 
     o.push_str("\n## Left out\n\n");
-    o.push_str("`Tensor` methods found but not listed above:\n\n| method | reason |\n|---|---|\n");
+    o.push_str("`Tensor` methods and quantized fns found but not listed above:\n\n| method | reason |\n|---|---|\n");
     let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for it in &core.skipped {
-        let reason = skip_reason(&it.key).unwrap_or("");
+    let skipped = core.skipped.iter().map(|i| (i, skip_reason(&i.key)));
+    let q_skipped = items
+        .quantized_skipped
+        .iter()
+        .map(|i| (i, q_skip_reason(&i.key)));
+    for (it, reason) in skipped.chain(q_skipped) {
+        let reason = reason.unwrap_or("");
         by_reason
             .entry(reason)
             .or_default()
@@ -236,12 +269,22 @@ fn render(src: &Sources, core: &CoreItems, nn: &[Item], coverings: &[Covering]) 
         o.push_str(&format!("- `{case}`: `.{m}(` — {why}\n"));
     }
     let all_items: Vec<&Item> = core.items.iter().chain(&core.skipped).collect();
+    let q_items: Vec<&Item> = items
+        .quantized
+        .iter()
+        .chain(&items.quantized_skipped)
+        .collect();
     let mut unmatched = Vec::new();
     for c in coverings.iter().filter(|c| c.sweep) {
         for r in &c.refs {
+            let one = std::iter::once(r.clone()).collect();
             let hit = match r {
                 Ref::Method(_) => all_items.iter().any(|i| names(r, i, true)),
                 Ref::Nn(_) => nn.iter().any(|i| names(r, i, false)),
+                Ref::Quantized(p) => {
+                    p.starts_with("GgmlDType::")
+                        || q_items.iter().any(|i| covers(&one, i, Section::Quantized))
+                }
             };
             if !hit {
                 unmatched.push(format!("`{:?}` in op `{}`", r, c.name));
@@ -257,4 +300,65 @@ fn render(src: &Sources, core: &CoreItems, nn: &[Item], coverings: &[Covering]) 
         ));
     }
     o
+}
+
+/// The excluded items, by entry of `excluded::EXCLUDED`, with the reason.
+fn excluded_table(o: &mut String, all: &[&Row]) {
+    o.push_str(&format!(
+        "\n## Excluded\n\nOut of scope, each with its reason ({} entries of \
+         `repro/src/coverage/excluded.rs`; a `*` matches every key it starts). An excluded item \
+         that some check calls counts as covered.\n\n| entry | items | reason |\n|---|---|---|\n",
+        EXCLUDED.len()
+    ));
+    for (pattern, reason) in EXCLUDED {
+        let hit: Vec<String> = all
+            .iter()
+            .filter(|r| super::excluded::matches(pattern, &r.item.key))
+            .map(|r| format!("`{}`", r.item.key))
+            .collect();
+        o.push_str(&format!(
+            "| `{pattern}` | {} | {reason} |\n",
+            hit.join(", ")
+        ));
+    }
+}
+
+/// How the columns are derived.
+fn derivation(o: &mut String) {
+    o.push_str(
+        "## How the columns are derived\n\n\
+         - **item**: candle-core: every `pub fn` of an inherent `impl Tensor` block, including the \
+         methods candle writes with its own `macro_rules!` (`unary_op!(exp, Exp)`, `binary_op!`, \
+         `broadcast_binary_op!`, …); candle-core's quantized API (`quantized/mod.rs`): the public \
+         fns of the inherent `impl QTensor` and `impl QMatMul` blocks, and `QMatMul`'s \
+         `Module::forward` once per `GgmlDType` variant (`QMatMul::forward[Q4_0]`: each weight \
+         dtype has its own kernel); candle-nn: the public free fns of `ops.rs`, `rotary_emb.rs`, \
+         `loss.rs`, `conv.rs`, `batch_norm.rs` and `group_norm.rs` (`module::fn`), the variants \
+         of `Activation`, the public structs implementing `Module` or `ModuleT` in `ops.rs`, \
+         `activation.rs`, `layer_norm.rs`, `linear.rs`, `embedding.rs`, `conv.rs`, \
+         `batch_norm.rs`, `group_norm.rs`, and a few methods listed by name \
+         (`BatchNorm::forward_train`, every `append` of `kv_cache.rs`, `VarBuilder`'s `get` and \
+         `get_unchecked`, which convert to two different dtypes). \
+         `#[cfg(test)]` code and non-public fns are left out; so are trait methods (`IndexOp::i`, \
+         the `+ - * /` operators) and items inside nested modules.\n\
+         - **forward**: `sweep` when an op of the sweep's `OPS` table (`repro/src/sweep/ops.rs`) \
+         calls the item — the calls named in the op's `call` string and in the Rust source its \
+         `code` writes for every systematic cell; `case` when a suite case (`repro::cases::all()`) \
+         calls it — a method call `.name(`, `Tensor::name(`, `candle_nn::…`, `quantized::…` or \
+         `Activation::…` in the case file's code (comments, strings and its plain-Rust snippet \
+         check left out). A method of a struct counts when its full path is called, or when the \
+         struct is named and `.method(` called; `QMatMul::forward[X]` when a `QMatMul` is built, \
+         its forward called and `GgmlDType::X` named. `excluded (reason)` marks an item out of \
+         scope that nothing covers (see Excluded below).\n\
+         - **backward**: `sweep` when such an op differentiates an input (its `grads` is not \
+         empty); `case` when the case file that calls the item also calls `.backward()`.\n\
+         - **dtypes**: the sweep ops' dtype lists (`dtypes`; the index, condition or target dtype \
+         is not shown); for cases, the dtypes its code names (`DType::X`), which is less exact.\n\
+         - **by**: the sweep ops and the cases found above.\n\n\
+         Not counted: the candle calls the sweep's harness makes around an op (building the \
+         layouts, `sum(out · w)` for the gradient, reading results back) and those inside \
+         `harness::Probe`; the performance repros and moe-core, which check timings and a \
+         model rather than an op's result. A candle-nn function covers no candle-core method \
+         it calls internally.\n\n",
+    );
 }

@@ -1,7 +1,7 @@
 //! Tests of the coverage page: the parser, the call scan, the item matching and the committed
 //! page being current.
 
-use super::calls::names;
+use super::calls::{covers, names};
 use super::*;
 use std::collections::BTreeSet;
 
@@ -202,4 +202,66 @@ fn coverage_committed_page_is_current() {
             "reports/{PAGE} is stale (first difference: {line}): run `cargo run -p repro -- coverage` and review the diff"
         );
     }
+}
+
+/// Each exclusion names an item the page lists, none of them covered, and the list stays
+/// short. (No test requires every item covered: the list of items grows faster than the ops.)
+#[test]
+fn coverage_exclusions_name_uncovered_items_and_stay_few() {
+    assert!(
+        EXCLUDED.len() <= MAX_EXCLUDED,
+        "{} exclusions: at most {MAX_EXCLUDED}",
+        EXCLUDED.len()
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let src = locate(&root).expect("cargo metadata");
+    let items = all_items(&src).expect("items");
+    let mut coverings = sweep_coverings();
+    coverings.extend(case_coverings(&src.workspace_root.join(CASES_DIR)).expect("cases"));
+    for (pattern, reason) in EXCLUDED {
+        assert!(
+            !reason.trim().is_empty() && !reason.contains('\n'),
+            "{pattern}: a one-line reason"
+        );
+        let hit: Vec<_> = items
+            .listed()
+            .filter(|(i, _)| super::excluded::matches(pattern, &i.key))
+            .collect();
+        assert!(!hit.is_empty(), "exclusion `{pattern}` names no item");
+        for (item, section) in hit {
+            let by: Vec<&str> = coverings
+                .iter()
+                .filter(|c| covers(&c.refs, item, section))
+                .map(|c| c.name.as_str())
+                .collect();
+            assert!(
+                by.is_empty(),
+                "`{}` is excluded (`{pattern}`) but covered by {by:?}: drop the exclusion",
+                item.key
+            );
+        }
+    }
+}
+
+#[test]
+fn coverage_struct_methods_and_quantized_forward_are_matched() {
+    let r = refs(&tokenize(
+        "let q = candle_core::quantized::QMatMul::from_qtensor(\
+         candle_core::quantized::QTensor::quantize(&w, candle_core::quantized::GgmlDType::Q4_0)?)?; \
+         candle_core::Module::forward(&q, &x)?; \
+         let mut c = candle_nn::kv_cache::KvCache::new(2, 8); c.append(&k, &v)?;",
+    ));
+    let item = |key: &str, file: &str| Item {
+        key: key.into(),
+        file: file.into(),
+    };
+    let q = |key: &str| covers(&r, &item(key, "quantized/mod.rs"), Section::Quantized);
+    assert!(q("QMatMul::forward[Q4_0]"));
+    assert!(!q("QMatMul::forward[Q8_0]"), "another dtype");
+    assert!(q("QTensor::quantize") && q("QMatMul::from_qtensor"));
+    assert!(!q("QTensor::dequantize"), "not called");
+    let nn = |key: &str| covers(&r, &item(key, "kv_cache.rs"), Section::Nn);
+    assert!(nn("kv_cache::KvCache::append"));
+    assert!(!nn("kv_cache::RotatingKvCache::append"), "another struct");
+    assert!(!nn("kv_cache::KvCache::reset"), "not called");
 }
