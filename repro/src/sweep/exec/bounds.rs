@@ -214,6 +214,27 @@ pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTen
                 "rotation: 2u|want| + 2u·max|x|·(max|cos| + max|sin|)".into(),
             )
         }
+        ErrorModel::QuantizedActivations => {
+            let u = unit_roundoff(d);
+            let q: Vec<f64> = crate::sweep::ops::qmatmul_bound(cell, hosts)
+                .iter()
+                .map(|b| b / u)
+                .collect();
+            let q = if q.len() == want.values.len() {
+                q
+            } else {
+                zeros.clone()
+            };
+            Bounds::new(
+                d,
+                &want.values,
+                2.0,
+                1.0,
+                &q,
+                0.0,
+                "quantized activations: 2u|want| + Σ_b 0.6·amax_b(x)/127·(Σ_b|w̃| (+3.5·max_b|w̃| for _1 formats)) + (k/16+4)·u(f32)·Σ|x·w̃|".into(),
+            )
+        }
         ErrorModel::LogNormalised => {
             let m = max_abs(std::slice::from_ref(want)).max(max_abs(&hosts[..1]));
             Bounds::new(
@@ -331,12 +352,15 @@ mod tests {
                 if want.dtype.is_float() {
                     // An activation's output is made of terms the size of its input
                     // (`0.5·x·(1 + tanh(…))`), whatever the output's own size.
-                    // A sum's output is made of its terms, however much they cancel.
+                    // A sum's output is made of its terms, however much they cancel (a
+                    // quantized matmul's too: its bound is a fraction of Σ|x|·|w̃|).
                     let terms = match op.error {
                         ErrorModel::Activation => max_abs(&hosts[..1]),
-                        ErrorModel::Sum => sum_terms(op, &cell, &hosts, want.values.len())
-                            .iter()
-                            .fold(0.0f64, |a, v| a.max(v.abs())),
+                        ErrorModel::Sum | ErrorModel::QuantizedActivations => {
+                            sum_terms(op, &cell, &hosts, want.values.len())
+                                .iter()
+                                .fold(0.0f64, |a, v| a.max(v.abs()))
+                        }
                         ErrorModel::NormalisedAffine => affine_terms(op, &cell, &hosts, &want)
                             .iter()
                             .fold(0.0f64, |a, v| a.max(*v)),

@@ -12,6 +12,7 @@ mod binary;
 mod compare;
 mod conv;
 mod copies;
+mod coverage;
 mod elementwise;
 mod indexing;
 mod inputs;
@@ -31,6 +32,7 @@ use candle_core::{DType, Tensor};
 use harness::host::HostTensor;
 use harness::oracle::{self, Rejection};
 
+pub use coverage::qmatmul_bound;
 pub use training::adamw_step;
 
 /// What the oracle says a cell should return.
@@ -82,6 +84,16 @@ pub enum ErrorModel {
     /// A two-pass variance `Σ(x − m̂)²/(n − 1)`: `(n + 3)·u` relative, plus the mean's rounding
     /// `ε ≤ n·u·max|x|`, which adds `n·ε²/(n − 1) ≤ 2ε²` (the textbook two-pass bound).
     Variance,
+    /// Quantized matmul (`QMatMul` on the CPU): candle quantizes the activations to 8 bits per
+    /// block (Q8_0/Q8_1 of 32 values, Q8K of 256) before the integer dot products, so each
+    /// activation is off by up to half a step, `amax_b/127 · (½ + 127·2⁻¹¹)` with the f16
+    /// scale's rounding (Q8K keeps an f32 scale: ½ step), taken as `0.6·amax_b/127`. Output
+    /// `j` may then be off by `Σ_b 0.6·amax_b(x)/127 · Σ_{i∈b}|w̃_ij|`, plus for Q4_1/Q5_1 the
+    /// f16 block sum `s` (≤ 32·127 steps, rounded to f16 twice: ≤ 3 steps) times the weights'
+    /// block minimum (≤ max|w̃| in the block): `3.5·amax_b/127·max_{i∈b}|w̃_ij|`; plus the f32
+    /// accumulation of the per-block (or per-16-value) partial sums, `(k/16 + 4)·u(f32)·Σ|x·w̃|`,
+    /// and the output's rounding, `2u|want|` (`ops::qmatmul_bound`).
+    QuantizedActivations,
 }
 
 /// How an output is judged against the reference.
@@ -377,6 +389,7 @@ pub static OPS: &[Op] = &[
     nnops_losses::ROPE_I_SLOW,
     nnops::IDENTITY,
     nnops::DROPOUT,
+    coverage::QMATMUL,
 ];
 
 impl Op {
