@@ -392,6 +392,11 @@ mod tests {
                     }
                 }
                 for (pass, want, b, terms_scale) in outputs {
+                    // A non-finite expected value (var of one element, a variance past the
+                    // dtype's range) must match exactly: no perturbation to test there either.
+                    if want.values.iter().any(|v| !v.is_finite()) {
+                        continue;
+                    }
                     let u = unit_roundoff(want.dtype);
                     // 5% of what the result is made of: its own size, or for a gradient the
                     // size of the terms it sums.
