@@ -30,8 +30,11 @@ pub const SNIPPET: &str = include_str!("../../snippets/src/bin/snippet_cuda_pool
 pub const PERF: super::Perf = super::Perf::prints_timings(NAME, SNIPPET);
 
 /// A workload this much slower with the pool as opened than with the threshold raised counts
-/// as reproduced (two runs of the same configuration agree within a few percent).
-pub const THRESHOLD: f64 = 1.2;
+/// as reproduced, when the two timings are also apart (the as-opened p10 above the raised p90):
+/// the claim is that the pool's setting costs time, not that it costs a given share, which
+/// depends on how much of a step is allocation (1.66× for moe-core's sorted MoE at D = 128 on an
+/// H100, 1.17× for a GEMM-bound MLP step).
+pub const THRESHOLD: f64 = 1.05;
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -172,7 +175,8 @@ pub fn run(
         // Back to the pool as opened for the next workload.
         cuda_pool::set_release_threshold(device, opened.release_threshold)?;
         let slowdown = ratio(&as_opened, &raised);
-        slowdowns.push((w, slowdown));
+        let apart = as_opened.p10_ms > raised.p90_ms;
+        slowdowns.push((w, slowdown, apart));
         for (label, stats, kept) in [
             ("as opened", &as_opened, kept_opened),
             ("threshold raised", &raised, kept_raised),
@@ -208,25 +212,30 @@ pub fn run(
     }
     let shape = slowdowns
         .iter()
-        .map(|(w, s)| format!("{} takes {} the time", w.name(), times(*s)))
+        .map(|(w, s, _)| format!("{} takes {} the time", w.name(), times(*s)))
         .collect::<Vec<_>>()
         .join(", ");
     findings.push(format!(
         "release threshold of the default pool as candle opened the device: {} bytes",
         threshold_text(opened.release_threshold)
     ));
-    let worst = slowdowns.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+    let reproduced = slowdowns
+        .iter()
+        .any(|(_, s, apart)| *apart && *s >= THRESHOLD);
     let on = format!(
         "on {} with the pool as opened (release threshold {}), {shape} of the raised threshold",
         env.target.backend,
         threshold_text(opened.release_threshold)
     );
-    let (verdict, explanation) = if worst >= THRESHOLD {
-        (Verdict::Reproduced, format!("{on} (threshold {THRESHOLD}×)."))
+    let (verdict, explanation) = if reproduced {
+        (
+            Verdict::Reproduced,
+            format!("{on} (threshold {THRESHOLD}×, p10–p90 ranges apart)."),
+        )
     } else {
         (
             Verdict::NotReproduced,
-            format!("{on} (below the {THRESHOLD}× threshold)."),
+            format!("{on} (no workload {THRESHOLD}× slower with p10–p90 ranges apart)."),
         )
     };
     Ok(BenchReport {
