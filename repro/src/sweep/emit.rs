@@ -359,6 +359,8 @@ fn compact_tensor_code(h: &HostTensor) -> String {
             "(0..{}).map(|i| (i % 16) as {rust} / 16.0).collect::<Vec<{rust}>>()",
             h.values.len()
         )
+    } else if let Some(data) = cycle_code(h) {
+        data
     } else {
         let vals: Vec<String> = h
             .values
@@ -376,6 +378,41 @@ fn compact_tensor_code(h: &HostTensor) -> String {
     } else {
         format!("Tensor::from_vec({data}, {shape}, dev)?")
     }
+}
+
+/// A long input (32 values or more, two lines or more listed) that is a run of one value (none
+/// or more) then a cycle of at most 10 values to the end, as a formula instead of the numbers:
+/// `[a, b, c].repeat(r)[..m].to_vec()`, after `vec![v; k]` when the run comes first.
+fn cycle_code(h: &HostTensor) -> Option<String> {
+    let v = &h.values;
+    let n = v.len();
+    if n < 32 {
+        return None;
+    }
+    let same = |a: f64, b: f64| a.to_bits() == b.to_bits();
+    let run = v.iter().take_while(|&&x| same(x, v[0])).count();
+    let lit = |x: f64, first: bool| typed_literal(h.dtype, x, first);
+    [0, run].into_iter().find_map(|k| {
+        let tail = &v[k..];
+        let m = tail.len();
+        let p = (1..=10)
+            .find(|&p| m >= 2 * p && tail.iter().enumerate().all(|(i, &x)| same(x, tail[i % p])))?;
+        let cycle: Vec<String> = tail[..p]
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| lit(x, i == 0))
+            .collect();
+        let cycle = cycle.join(", ");
+        let repeated = match (p, m % p) {
+            (1, _) => format!("vec![{cycle}; {m}]"),
+            (_, 0) => format!("[{cycle}].repeat({})", m / p),
+            _ => format!("[{cycle}].repeat({})[..{m}].to_vec()", m.div_ceil(p)),
+        };
+        Some(match k {
+            0 => repeated,
+            _ => format!("[vec![{}; {k}], {repeated}].concat()", lit(v[0], true)),
+        })
+    })
 }
 
 /// A short program a maintainer pastes: `run(dev)` builds the inputs of the shrunk cell on
