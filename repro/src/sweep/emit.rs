@@ -507,7 +507,8 @@ pub fn program(
         ""
     };
     let var = if backward_role.is_some() { ", Var" } else { "" };
-    let dtype = if body.contains("DType::") {
+    // `GgmlDType::` (quantized ops) names another type: only a bare `DType::` needs the import.
+    let dtype = if body.replace("GgmlDType::", "").contains("DType::") {
         "DType, "
     } else {
         ""
