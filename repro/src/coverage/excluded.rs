@@ -83,6 +83,22 @@ pub const EXCLUDED: &[(&str, &str)] = &[
         "QTensor::new",
         "wraps already-quantized bytes (file loading): nothing is computed",
     ),
+    (
+        "QTensor::indexed_moe_forward",
+        "CUDA only: every other storage panics (\"indexed_moe_forward is not implemented in this platform!\")",
+    ),
+    (
+        "QMatMul::indexed_moe_forward",
+        "CUDA only: forwards to QTensor::indexed_moe_forward, and panics for float weights",
+    ),
+    (
+        "QTensor::indexed_gemv",
+        "aarch64 CPU only (returns None on x86_64 and on every GPU): no path to check on the machines swept",
+    ),
+    (
+        "ops::sdpa",
+        "Metal only in candle-nn 0.11.1: Sdpa::cpu_fwd bails \"SDPA has no cpu impl\" and there is no cuda_fwd",
+    ),
 ];
 
 /// The reason an item is excluded, if an entry matches its key.
