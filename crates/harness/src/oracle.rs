@@ -451,6 +451,8 @@ mod nnops_ops;
 pub use nnops_ops::*;
 mod coverage_ops;
 pub use coverage_ops::*;
+mod quant_ops;
+pub use quant_ops::*;
 pub use sweep_ops::*;
 pub use training_ops::*;
 pub use unary_ops::*;

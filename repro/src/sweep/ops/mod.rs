@@ -21,6 +21,7 @@ mod nnops;
 mod nnops_losses;
 mod norms;
 mod pool;
+mod quant;
 mod reductions;
 mod rope;
 mod shape;
@@ -390,6 +391,12 @@ pub static OPS: &[Op] = &[
     nnops::IDENTITY,
     nnops::DROPOUT,
     coverage::QMATMUL,
+    quant::QDEQUANTIZE,
+    quant::QMATMUL_FLOAT,
+    quant::QMATMUL_VIA_F16,
+    quant::QEMBEDDING,
+    quant::TENSOR_FROM_HOST,
+    quant::TENSOR_EMBEDDING,
 ];
 
 impl Op {
