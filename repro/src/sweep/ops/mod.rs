@@ -24,7 +24,9 @@ mod pool;
 mod quant;
 mod reductions;
 mod rope;
+#[macro_use]
 mod shape;
+mod shape_fill;
 mod training;
 mod unary;
 
@@ -343,23 +345,23 @@ pub static OPS: &[Op] = &[
     shape::FORCE_CONTIGUOUS,
     shape::GET,
     shape::GET_ON_DIM,
-    shape::ARANGE,
-    shape::ARANGE_STEP,
-    shape::EYE,
-    shape::ONES,
-    shape::ZEROS,
-    shape::FULL,
-    shape::ONES_LIKE,
-    shape::ZEROS_LIKE,
-    shape::TRIL2,
-    shape::TRIU2,
-    shape::MESHGRID,
-    shape::SLICE_SET,
-    shape::SCATTER_SET,
-    shape::SCATTER_ADD_SET,
-    shape::CONST_SET,
-    shape::ZERO_SET,
-    shape::ONE_SET,
+    shape_fill::ARANGE,
+    shape_fill::ARANGE_STEP,
+    shape_fill::EYE,
+    shape_fill::ONES,
+    shape_fill::ZEROS,
+    shape_fill::FULL,
+    shape_fill::ONES_LIKE,
+    shape_fill::ZEROS_LIKE,
+    shape_fill::TRIL2,
+    shape_fill::TRIU2,
+    shape_fill::MESHGRID,
+    shape_fill::SLICE_SET,
+    shape_fill::SCATTER_SET,
+    shape_fill::SCATTER_ADD_SET,
+    shape_fill::CONST_SET,
+    shape_fill::ZERO_SET,
+    shape_fill::ONE_SET,
     nnops::ACT_GELU,
     nnops::ACT_NEW_GELU,
     nnops::ACT_GELU_PYTORCH_TANH,
