@@ -453,6 +453,8 @@ mod coverage_ops;
 pub use coverage_ops::*;
 mod quant_ops;
 pub use quant_ops::*;
+mod nnmod_ops;
+pub use nnmod_ops::*;
 pub use sweep_ops::*;
 pub use training_ops::*;
 pub use unary_ops::*;

@@ -17,6 +17,7 @@ mod elementwise;
 mod indexing;
 mod inputs;
 mod matmul;
+mod nnmod;
 mod nnops;
 mod nnops_losses;
 mod norms;
@@ -399,6 +400,10 @@ pub static OPS: &[Op] = &[
     quant::QEMBEDDING,
     quant::TENSOR_FROM_HOST,
     quant::TENSOR_EMBEDDING,
+    nnmod::CONV1D_MODULE,
+    nnmod::CONV2D_MODULE,
+    nnmod::CONV_TRANSPOSE1D_MODULE,
+    nnmod::CONV_TRANSPOSE2D_MODULE,
 ];
 
 impl Op {
