@@ -404,6 +404,8 @@ pub static OPS: &[Op] = &[
     nnmod::CONV2D_MODULE,
     nnmod::CONV_TRANSPOSE1D_MODULE,
     nnmod::CONV_TRANSPOSE2D_MODULE,
+    nnmod::GROUP_NORM_MODULE,
+    nnmod::DROPOUT_MODULE,
 ];
 
 impl Op {
