@@ -67,10 +67,6 @@ pub const EXCLUDED: &[(&str, &str)] = &[
         "internal constructor from a backend's storage, used by every op",
     ),
     (
-        "detach",
-        "autograd bookkeeping: the same storage without its graph, no computation",
-    ),
-    (
         "normalize_axis",
         "index arithmetic on an axis number, no tensor computed",
     ),
