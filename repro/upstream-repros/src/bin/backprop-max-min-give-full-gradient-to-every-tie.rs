@@ -3,8 +3,8 @@ use candle_core::{Device, Tensor, Var};
 fn run(dev: &Device) -> candle_core::Result<Tensor> {
     let x_var = Var::from_tensor(&Tensor::from_vec(vec![-2f32], (1, 1), dev)?)?;
     let x = x_var.broadcast_as((2, 1))?;
-    let out = x.max_keepdim(0)?;
-    let w = Tensor::from_vec(vec![-1f64], out.shape(), &Device::Cpu)?;
+    let out = x.max_all()?;
+    let w = Tensor::from_vec(vec![1.5f64], out.shape(), &Device::Cpu)?;
     let w = w.to_dtype(out.dtype())?.to_device(dev)?;
     let grads = (out * w)?.sum_all()?.backward()?;
     let no_grad = || candle_core::Error::Msg("no gradient for x".into());

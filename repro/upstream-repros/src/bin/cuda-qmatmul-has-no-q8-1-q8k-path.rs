@@ -1,0 +1,35 @@
+use candle_core::{Device, Tensor};
+
+fn run(dev: &Device) -> candle_core::Result<Tensor> {
+    let x = Tensor::from_vec(
+        [-2f32, -1.0, 0.0, 1.0, 2.0].repeat(7)[..32].to_vec(),
+        (1, 32),
+        dev,
+    )?;
+    let w = Tensor::from_vec(
+        [-2f32, -1.0, 0.0, 1.0, 2.0].repeat(52)[..256].to_vec(),
+        (8, 32),
+        dev,
+    )?;
+    candle_core::Module::forward(
+        &candle_core::quantized::QMatMul::from_qtensor(candle_core::quantized::QTensor::quantize(
+            &w,
+            candle_core::quantized::GgmlDType::Q8_1,
+        )?)?,
+        &x,
+    )
+}
+
+fn show(dev: &Device) {
+    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: {t}", dev.location()),
+        Err(e) => println!("{:?}: error: {e}", dev.location()),
+    }
+}
+
+fn main() -> candle_core::Result<()> {
+    candle_core::display::set_precision(9);
+    show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
+    Ok(())
+}

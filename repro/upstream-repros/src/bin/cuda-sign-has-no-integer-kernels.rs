@@ -1,0 +1,19 @@
+use candle_core::{Device, Tensor};
+
+fn run(dev: &Device) -> candle_core::Result<Tensor> {
+    let x = Tensor::from_vec(vec![0u8], (1, 1), dev)?;
+    x.sign()
+}
+
+fn show(dev: &Device) {
+    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: {t}", dev.location()),
+        Err(e) => println!("{:?}: error: {e}", dev.location()),
+    }
+}
+
+fn main() -> candle_core::Result<()> {
+    show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
+    Ok(())
+}

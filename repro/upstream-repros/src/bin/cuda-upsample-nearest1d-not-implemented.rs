@@ -1,0 +1,20 @@
+use candle_core::{Device, Tensor};
+
+fn run(dev: &Device) -> candle_core::Result<Tensor> {
+    let x = Tensor::from_vec(vec![-2f32], (1, 1, 1), dev)?;
+    x.upsample_nearest1d(1)
+}
+
+fn show(dev: &Device) {
+    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: {t}", dev.location()),
+        Err(e) => println!("{:?}: error: {e}", dev.location()),
+    }
+}
+
+fn main() -> candle_core::Result<()> {
+    candle_core::display::set_precision(9);
+    show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
+    Ok(())
+}

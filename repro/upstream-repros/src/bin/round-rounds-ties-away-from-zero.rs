@@ -1,0 +1,24 @@
+use candle_core::{Device, Tensor};
+
+fn run(dev: &Device) -> candle_core::Result<Tensor> {
+    let x = Tensor::from_vec(
+        vec![-1.5f32, 1.4999999, 0.33483258, 1.212065, 1.7195754, 0.5],
+        (2, 3),
+        dev,
+    )?;
+    x.round()
+}
+
+fn show(dev: &Device) {
+    match run(dev).and_then(|t| t.to_device(&Device::Cpu)) {
+        Ok(t) => println!("{:?}: {t}", dev.location()),
+        Err(e) => println!("{:?}: error: {e}", dev.location()),
+    }
+}
+
+fn main() -> candle_core::Result<()> {
+    candle_core::display::set_precision(9);
+    show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
+    Ok(())
+}
