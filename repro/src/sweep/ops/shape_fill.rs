@@ -3,7 +3,7 @@
 //! (whose helpers they share): exact copies too (`ErrorModel::Rounded`).
 
 use super::inputs::{data, index, k};
-use super::shape::{like, lit, of, dst_src, at, BASE};
+use super::shape::{at, dst_src, like, lit, of, BASE};
 use super::{ErrorModel, Op, Reference, ALL, DIMS};
 use crate::sweep::cell::{Cell, Input, Layout, Rng};
 use candle_core::scalar::Scalar;

@@ -22,19 +22,34 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // x (contiguous)
-    let x = Tensor::new(&[-2.0f64, -1.0f64], &Device::Cpu)?.reshape((2, 1, 1,))?.to_dtype(DType::F32)?.to_device(dev)?;
+    let x = Tensor::new(&[-2.0f64, -1.0f64], &Device::Cpu)?
+        .reshape((2, 1, 1))?
+        .to_dtype(DType::F32)?
+        .to_device(dev)?;
     // kernel (contiguous): a variable, seen by the op through `itself`.
-    let kernel_var = Var::from_tensor(&Tensor::new(&[-2.0f64, -1.0f64], &Device::Cpu)?.reshape((2, 1, 1,))?.to_dtype(DType::F32)?.to_device(dev)?)?;
+    let kernel_var = Var::from_tensor(
+        &Tensor::new(&[-2.0f64, -1.0f64], &Device::Cpu)?
+            .reshape((2, 1, 1))?
+            .to_dtype(DType::F32)?
+            .to_device(dev)?,
+    )?;
     let kernel = kernel_var.as_tensor().clone();
     let out = x.conv1d(&kernel, 0, 1, 1, 1)?;
     // loss = sum(out * w); its gradient with respect to `kernel` is printed.
-    let w = Tensor::new(&[0.5, -1.0, 1.0, -1.0f64], &Device::Cpu)?.reshape(out.shape())?.to_dtype(out.dtype())?.to_device(dev)?;
+    let w = Tensor::new(&[0.5, -1.0, 1.0, -1.0f64], &Device::Cpu)?
+        .reshape(out.shape())?
+        .to_dtype(out.dtype())?
+        .to_device(dev)?;
     let grads = (out * w)?.sum_all()?.backward()?;
     match grads.get(kernel_var.as_tensor()) {
         Some(g) => flat(g),
@@ -49,7 +64,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }

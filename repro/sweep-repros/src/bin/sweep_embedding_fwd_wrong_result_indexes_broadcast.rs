@@ -22,16 +22,55 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // w (contiguous)
-    let w = Tensor::new(&[-0.5178019404411316f64, 1.6817752122879028f64, 1.0116461515426636f64, -0.9223440885543823f64, 1.3188444375991821f64, -1.3281949758529663f64, 1.6315407752990723f64, -1.6699960231781006f64, 1.8898119926452637f64, -0.8038932085037231f64, -0.48304253816604614f64, 1.1281096935272217f64, 1.062551736831665f64, 0.6757926344871521f64, -0.860129177570343f64, -1.7501851320266724f64, -0.796992301940918f64, 0.05672638118267059f64, -1.017715334892273f64, -0.610335648059845f64, -1.2762532234191895f64, -1.3888866901397705f64, 1.2377772331237793f64, 1.522905707359314f64], &Device::Cpu)?.reshape((6, 4,))?.to_dtype(DType::F32)?.to_device(dev)?;
+    let w = Tensor::new(
+        &[
+            -0.5178019404411316f64,
+            1.6817752122879028f64,
+            1.0116461515426636f64,
+            -0.9223440885543823f64,
+            1.3188444375991821f64,
+            -1.3281949758529663f64,
+            1.6315407752990723f64,
+            -1.6699960231781006f64,
+            1.8898119926452637f64,
+            -0.8038932085037231f64,
+            -0.48304253816604614f64,
+            1.1281096935272217f64,
+            1.062551736831665f64,
+            0.6757926344871521f64,
+            -0.860129177570343f64,
+            -1.7501851320266724f64,
+            -0.796992301940918f64,
+            0.05672638118267059f64,
+            -1.017715334892273f64,
+            -0.610335648059845f64,
+            -1.2762532234191895f64,
+            -1.3888866901397705f64,
+            1.2377772331237793f64,
+            1.522905707359314f64,
+        ],
+        &Device::Cpu,
+    )?
+    .reshape((6, 4))?
+    .to_dtype(DType::F32)?
+    .to_device(dev)?;
     // indexes (broadcast)
-    let indexes = Tensor::new(&[0u32], &Device::Cpu)?.reshape((1,))?.to_device(dev)?.broadcast_as((6,))?;
-    let out = candle_core::Module::forward(&candle_nn::Embedding::new(w.clone(), w.dim(1)?), &indexes)?;
+    let indexes = Tensor::new(&[0u32], &Device::Cpu)?
+        .reshape((1,))?
+        .to_device(dev)?
+        .broadcast_as((6,))?;
+    let out =
+        candle_core::Module::forward(&candle_nn::Embedding::new(w.clone(), w.dim(1)?), &indexes)?;
     flat(&out)
 }
 
@@ -42,7 +81,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }

@@ -22,15 +22,30 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // src (contiguous)
-    let src = Tensor::new(&[6u8, 6u8, 5u8, 17u8, 18u8, 14u8, 3u8, 19u8, 2u8, 14u8, 18u8, 7u8, 14u8, 15u8, 1u8], &Device::Cpu)?.reshape((3, 5,))?.to_device(dev)?;
+    let src = Tensor::new(
+        &[
+            6u8, 6u8, 5u8, 17u8, 18u8, 14u8, 3u8, 19u8, 2u8, 14u8, 18u8, 7u8, 14u8, 15u8, 1u8,
+        ],
+        &Device::Cpu,
+    )?
+    .reshape((3, 5))?
+    .to_device(dev)?;
     // indexes (strided)
-    let indexes = Tensor::new(&[2u8, 7u8, 2u8, 7u8, 1u8, 7u8], &Device::Cpu)?.reshape((3, 2,))?.to_device(dev)?.narrow(1, 0, 1)?.squeeze(1)?;
+    let indexes = Tensor::new(&[2u8, 7u8, 2u8, 7u8, 1u8, 7u8], &Device::Cpu)?
+        .reshape((3, 2))?
+        .to_device(dev)?
+        .narrow(1, 0, 1)?
+        .squeeze(1)?;
     let out = src.index_select(&indexes, 0)?;
     flat(&out)
 }
@@ -42,7 +57,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }

@@ -22,15 +22,44 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // src (contiguous)
-    let src = Tensor::new(&[0.27904725074768066f64, 0.2520036995410919f64, 1.5717813968658447f64, 1.2461433410644531f64, -0.05979045480489731f64, 0.7014885544776917f64, 0.9244585633277893f64, 0.8962493538856506f64, 0.6912916302680969f64, -0.4547939598560333f64, -0.04098035395145416f64, 1.9590551853179932f64, -1.631731390953064f64, 1.9229384660720825f64, -1.1002252101898193f64], &Device::Cpu)?.reshape((3, 5,))?.to_dtype(DType::F32)?.to_device(dev)?;
+    let src = Tensor::new(
+        &[
+            0.27904725074768066f64,
+            0.2520036995410919f64,
+            1.5717813968658447f64,
+            1.2461433410644531f64,
+            -0.05979045480489731f64,
+            0.7014885544776917f64,
+            0.9244585633277893f64,
+            0.8962493538856506f64,
+            0.6912916302680969f64,
+            -0.4547939598560333f64,
+            -0.04098035395145416f64,
+            1.9590551853179932f64,
+            -1.631731390953064f64,
+            1.9229384660720825f64,
+            -1.1002252101898193f64,
+        ],
+        &Device::Cpu,
+    )?
+    .reshape((3, 5))?
+    .to_dtype(DType::F32)?
+    .to_device(dev)?;
     // indexes (broadcast)
-    let indexes = Tensor::new(&[2u8], &Device::Cpu)?.reshape((1,))?.to_device(dev)?.broadcast_as((3,))?;
+    let indexes = Tensor::new(&[2u8], &Device::Cpu)?
+        .reshape((1,))?
+        .to_device(dev)?
+        .broadcast_as((3,))?;
     let out = src.index_select(&indexes, 0)?;
     flat(&out)
 }
@@ -42,7 +71,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }

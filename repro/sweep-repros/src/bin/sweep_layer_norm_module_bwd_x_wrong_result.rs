@@ -22,21 +22,50 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // x (contiguous): a variable, seen by the op through `itself`.
-    let x_var = Var::from_tensor(&Tensor::new(&[0.394775390625f64, 1.685546875f64, -0.77783203125f64, -0.77880859375f64], &Device::Cpu)?.reshape((2, 2,))?.to_dtype(DType::F16)?.to_device(dev)?)?;
+    let x_var = Var::from_tensor(
+        &Tensor::new(
+            &[
+                0.394775390625f64,
+                1.685546875f64,
+                -0.77783203125f64,
+                -0.77880859375f64,
+            ],
+            &Device::Cpu,
+        )?
+        .reshape((2, 2))?
+        .to_dtype(DType::F16)?
+        .to_device(dev)?,
+    )?;
     let x = x_var.as_tensor().clone();
     // alpha (contiguous)
-    let alpha = Tensor::new(&[-1.0908203125f64, -0.630859375f64], &Device::Cpu)?.reshape((2,))?.to_dtype(DType::F16)?.to_device(dev)?;
+    let alpha = Tensor::new(&[-1.0908203125f64, -0.630859375f64], &Device::Cpu)?
+        .reshape((2,))?
+        .to_dtype(DType::F16)?
+        .to_device(dev)?;
     // beta (contiguous)
-    let beta = Tensor::new(&[0.264892578125f64, 0.9619140625f64], &Device::Cpu)?.reshape((2,))?.to_dtype(DType::F16)?.to_device(dev)?;
-    let out = candle_nn::Module::forward(&candle_nn::LayerNorm::new(alpha.clone(), beta.clone(), 1e-5), &x)?;
+    let beta = Tensor::new(&[0.264892578125f64, 0.9619140625f64], &Device::Cpu)?
+        .reshape((2,))?
+        .to_dtype(DType::F16)?
+        .to_device(dev)?;
+    let out = candle_nn::Module::forward(
+        &candle_nn::LayerNorm::new(alpha.clone(), beta.clone(), 1e-5),
+        &x,
+    )?;
     // loss = sum(out * w); its gradient with respect to `x` is printed.
-    let w = Tensor::new(&[-0.5, 1.0, -1.0, 0.5f64], &Device::Cpu)?.reshape(out.shape())?.to_dtype(out.dtype())?.to_device(dev)?;
+    let w = Tensor::new(&[-0.5, 1.0, -1.0, 0.5f64], &Device::Cpu)?
+        .reshape(out.shape())?
+        .to_dtype(out.dtype())?
+        .to_device(dev)?;
     let grads = (out * w)?.sum_all()?.backward()?;
     match grads.get(x_var.as_tensor()) {
         Some(g) => flat(g),
@@ -51,7 +80,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }

@@ -22,13 +22,20 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // x (contiguous)
-    let x = Tensor::new(&[f64::NAN], &Device::Cpu)?.reshape((1, 1,))?.to_dtype(DType::F32)?.to_device(dev)?;
+    let x = Tensor::new(&[f64::NAN], &Device::Cpu)?
+        .reshape((1, 1))?
+        .to_dtype(DType::F32)?
+        .to_device(dev)?;
     let out = x.max_all()?;
     flat(&out)
 }
@@ -40,7 +47,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }

@@ -22,17 +22,29 @@ fn device() -> candle_core::Result<Device> {
 /// dtype, shape and values (read on the CPU as f64).
 fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
     let desc = format!("{:?} {:?}", t.dtype(), t.dims());
-    let v = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let v = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     Ok((desc, v))
 }
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // dst (contiguous)
-    let dst = Tensor::new(&[-2.0f64, -1.0f64, 0.0f64, 1.0f64], &Device::Cpu)?.reshape((2, 2,))?.to_dtype(DType::F32)?.to_device(dev)?;
+    let dst = Tensor::new(&[-2.0f64, -1.0f64, 0.0f64, 1.0f64], &Device::Cpu)?
+        .reshape((2, 2))?
+        .to_dtype(DType::F32)?
+        .to_device(dev)?;
     // indexes (contiguous)
-    let indexes = Tensor::new(&[2147483647i32, 1i32, 0i32, 1i32], &Device::Cpu)?.reshape((2, 2,))?.to_device(dev)?;
+    let indexes = Tensor::new(&[2147483647i32, 1i32, 0i32, 1i32], &Device::Cpu)?
+        .reshape((2, 2))?
+        .to_device(dev)?;
     // src (contiguous)
-    let src = Tensor::new(&[-2.0f64, -1.0f64, 0.0f64, 1.0f64], &Device::Cpu)?.reshape((2, 2,))?.to_dtype(DType::F32)?.to_device(dev)?;
+    let src = Tensor::new(&[-2.0f64, -1.0f64, 0.0f64, 1.0f64], &Device::Cpu)?
+        .reshape((2, 2))?
+        .to_dtype(DType::F32)?
+        .to_device(dev)?;
     let out = dst.scatter_add(&indexes, &src, 0)?;
     flat(&out)
 }
@@ -44,7 +56,11 @@ fn main() -> candle_core::Result<()> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&d))) {
             Ok(Ok((desc, v))) => println!("{:?}: {desc} {v:?}", d.location()),
             // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
-            Ok(Err(e)) => println!("{:?}: error: {}", d.location(), e.to_string().lines().next().unwrap_or("")),
+            Ok(Err(e)) => println!(
+                "{:?}: error: {}",
+                d.location(),
+                e.to_string().lines().next().unwrap_or("")
+            ),
             Err(_) => println!("{:?}: panicked", d.location()),
         }
     }
