@@ -48,9 +48,15 @@ fn tensor_code(h: &HostTensor) -> String {
     } else {
         String::new()
     };
+    // An empty slice leaves its element type to inference, which `Tensor::new` cannot give.
+    let data = if vals.is_empty() {
+        let ty = if h.dtype.is_float() { "f64" } else { h.dtype.as_str() };
+        format!("&[] as &[{ty}]")
+    } else {
+        format!("&[{}]", vals.join(", "))
+    };
     format!(
-        "Tensor::new(&[{}], &Device::Cpu)?.reshape({})?{cast}.to_device(dev)?",
-        vals.join(", "),
+        "Tensor::new({data}, &Device::Cpu)?.reshape({})?{cast}.to_device(dev)?",
         shape_code(&h.shape)
     )
 }
@@ -361,6 +367,9 @@ fn compact_tensor_code(h: &HostTensor) -> String {
         )
     } else if let Some(data) = cycle_code(h) {
         data
+    } else if h.values.is_empty() {
+        // An empty `vec![]` leaves its element type to inference, which `from_vec` cannot give.
+        format!("Vec::<{rust}>::new()")
     } else {
         let vals: Vec<String> = h
             .values

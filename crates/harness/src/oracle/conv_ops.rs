@@ -110,6 +110,7 @@ fn conv(x: &HostTensor, w: &HostTensor, p: &ConvParams, spatial: usize) -> Oracl
         );
     }
     let mut o = [0usize; 2];
+    #[allow(clippy::needless_range_loop)] // `a` indexes four per-axis arrays at once
     for a in 0..2 {
         let span = g.x_hw[a] as isize + 2 * pad(p, spatial, a);
         let reach = (p.dilation * (g.k_hw[a].max(1) - 1) + 1) as isize;
@@ -191,6 +192,7 @@ fn conv_transpose(x: &HostTensor, w: &HostTensor, p: &ConvParams, spatial: usize
         );
     }
     let mut o = [0usize; 2];
+    #[allow(clippy::needless_range_loop)] // `a` indexes four per-axis arrays at once
     for a in 0..2 {
         let (op, pd) = if spatial == 1 && a == 0 {
             (0, 0)

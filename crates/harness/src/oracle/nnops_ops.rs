@@ -114,7 +114,7 @@ pub fn selu(t: &HostTensor, alpha: f64, gamma: f64) -> OracleResult {
 /// An odd last dim has no halves: rejected.
 pub fn swiglu(t: &HostTensor) -> OracleResult {
     let d = *t.shape.last().unwrap_or(&0);
-    if d % 2 != 0 {
+    if !d.is_multiple_of(2) {
         return Err(Rejection::new(
             "xs",
             format!("the last dim ({d}) must split into two equal halves"),

@@ -81,7 +81,7 @@ fn variant(c: &Cell) -> (GgmlDType, &'static str, bool, bool) {
         return (d, name, false, true);
     }
     let (d, name) = FORMATS[v / 2];
-    (d, name, v % 2 == 0, false)
+    (d, name, v.is_multiple_of(2), false)
 }
 
 /// `x: [m, k]`, `w: [n, k]`: `m` is 1 or knob 0, `k` is knob 1 blocks (plus one for a ragged

@@ -270,7 +270,7 @@ fn batch_norm_inputs(c: &Cell, rng: &mut Rng) -> Vec<Input> {
 fn batch_norm_candle(c: &Cell, t: &[Tensor]) -> candle_core::Result<Tensor> {
     use candle_nn::ModuleT as _;
     let ch = t[1].dim(0)?;
-    let bn = if c.variant % 2 == 0 {
+    let bn = if c.variant.is_multiple_of(2) {
         candle_nn::BatchNorm::new(
             ch,
             t[3].clone(),
@@ -300,7 +300,7 @@ fn batch_norm_candle(c: &Cell, t: &[Tensor]) -> candle_core::Result<Tensor> {
 
 fn batch_norm_code(c: &Cell, v: &[&str]) -> String {
     let (x, w, b, rm, rv) = (v[0], v[1], v[2], v[3], v[4]);
-    let bn = if c.variant % 2 == 0 {
+    let bn = if c.variant.is_multiple_of(2) {
         format!(
             "let bn = candle_nn::BatchNorm::new({w}.dim(0)?, {rm}.clone(), {rv}.clone(), \
              {w}.clone(), {b}.clone(), {EPS:e})?;"

@@ -103,7 +103,9 @@ pub(super) fn lit(dtype: DType, x: f64) -> String {
     match dtype {
         DType::F16 => half("F16"),
         DType::BF16 => half("BF16"),
-        DType::F32 | DType::F64 => format!("{x:?}{}", dtype.as_str()),
+        // f32's own shortest form: f64's digits of an f32 value are more than an f32 literal holds.
+        DType::F32 => format!("{:?}f32", x as f32),
+        DType::F64 => format!("{x:?}f64"),
         _ => format!("{}{}", x as i64, dtype.as_str()),
     }
 }

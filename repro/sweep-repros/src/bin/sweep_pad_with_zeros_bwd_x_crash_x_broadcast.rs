@@ -33,7 +33,7 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // x (broadcast): a variable, seen by the op through `.broadcast_as((1, 0,))`.
     let x_var = Var::from_tensor(
-        &Tensor::new(&[], &Device::Cpu)?
+        &Tensor::new(&[] as &[f64], &Device::Cpu)?
             .reshape((1, 0))?
             .to_dtype(DType::F32)?
             .to_device(dev)?,

@@ -32,7 +32,7 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // x (contiguous)
-    let x = Tensor::new(&[], &Device::Cpu)?
+    let x = Tensor::new(&[] as &[f64], &Device::Cpu)?
         .reshape((1, 0))?
         .to_dtype(DType::F32)?
         .to_device(dev)?;

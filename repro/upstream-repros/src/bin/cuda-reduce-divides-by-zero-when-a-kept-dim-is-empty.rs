@@ -1,7 +1,7 @@
 use candle_core::{Device, Tensor, Var};
 
 fn run(dev: &Device) -> candle_core::Result<Tensor> {
-    let x_var = Var::from_tensor(&Tensor::from_vec(vec![], (1, 0), dev)?)?;
+    let x_var = Var::from_tensor(&Tensor::from_vec(Vec::<f32>::new(), (1, 0), dev)?)?;
     let x = x_var.broadcast_as((1, 0))?;
     let out = x.pad_with_zeros(1, 1, 2)?;
     let w = Tensor::from_vec(vec![0.5f64, 0.5, 0.5], out.shape(), &Device::Cpu)?;

@@ -1,7 +1,7 @@
 use candle_core::{Device, Tensor};
 
 fn run(dev: &Device) -> candle_core::Result<Tensor> {
-    let x = Tensor::from_vec(vec![], (1, 0), dev)?;
+    let x = Tensor::from_vec(Vec::<f32>::new(), (1, 0), dev)?;
     x.roll(1, 1)
 }
 
