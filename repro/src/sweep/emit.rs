@@ -50,7 +50,11 @@ fn tensor_code(h: &HostTensor) -> String {
     };
     // An empty slice leaves its element type to inference, which `Tensor::new` cannot give.
     let data = if vals.is_empty() {
-        let ty = if h.dtype.is_float() { "f64" } else { h.dtype.as_str() };
+        let ty = if h.dtype.is_float() {
+            "f64"
+        } else {
+            h.dtype.as_str()
+        };
         format!("&[] as &[{ty}]")
     } else {
         format!("&[{}]", vals.join(", "))
