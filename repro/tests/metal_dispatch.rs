@@ -221,7 +221,12 @@ fn every_op_and_dtype_gets_an_outcome() {
     let routed: BTreeSet<&str> = metal::routes::ROUTES.iter().map(|(n, ..)| *n).collect();
     let mut unknown = Vec::new();
     for op in OPS {
-        assert!(routed.contains(op.name), "{} has no route", op.name);
+        let unmodelled = metal::unmodelled::is_unmodelled(op.name);
+        assert!(
+            routed.contains(op.name) != unmodelled,
+            "{}: needs a route or an entry in metal::unmodelled, not both",
+            op.name
+        );
         for d in op.dtypes {
             let auxes: Vec<Option<String>> = if op.aux.0.is_empty() {
                 vec![None]
@@ -244,7 +249,9 @@ fn every_op_and_dtype_gets_an_outcome() {
         for o in r.outcomes() {
             check_against_library(m, o);
             if let MetalOutcome::Unknown(why) = o {
-                unknown.push(format!("{}: {why}", r.label()));
+                if !metal::unmodelled::is_unmodelled(&r.op) {
+                    unknown.push(format!("{}: {why}", r.label()));
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod routes;
 pub mod rust_src;
 pub mod steps;
 pub mod tables;
+pub mod unmodelled;
 
 use crate::sweep::cell::{self, Cell};
 use crate::sweep::ops::{Op, OPS};

@@ -104,20 +104,9 @@ pub const ROUTES: &[(&str, Route, &str)] = &[
     ("div_by_zero", |c| binary(c, "Div", false), "tensor.rs:div → binary_impl"),
     ("compare", |c| compare(c, false), "tensor.rs:eq … ge → cmp → binary"),
     ("broadcast_compare", |c| compare(c, true), "tensor.rs:broadcast_eq … broadcast_ge → broadcast_as, cmp → binary"),
-    ("qdequantize", |_| quantized("quantize_onto then dequantize/dequantize_f16"), "quantized/mod.rs:QTensor::quantize_onto, dequantize, dequantize_f16 → metal QStorage"),
-    ("qmatmul_float", |_| quantized("QTensor::quantize to F32/F16/BF16, then dequantize and matmul"), "quantized/mod.rs:QMatMul::from_arc (dequantize) → Module::forward (matmul)"),
-    ("qmatmul_via_f16", |_| quantized("dequantize_f16, to_dtype, matmul"), "quantized/mod.rs:QMatMul::forward_via_f16 (dequantize_f16, matmul)"),
-    ("qembedding", |_| quantized("quantized embedding kernel"), "quantized/mod.rs:QTensor::embedding → metal QStorage::embedding"),
     ("tensor_from_host", tensor_from_host, "tensor.rs:new/from_vec/from_slice/from_iter (upload, no kernel); the input read back by to_vec1 (copy_strided_src when not contiguous)"),
     ("tensor_embedding", index_select, "tensor.rs:embedding → index_select → metal_backend:index_select"),
 ];
-
-/// The quantized ops: the prediction does not model candle's Metal quantized storage.
-fn quantized(what: &str) -> Result<Vec<Step>, String> {
-    Ok(vec![Step::Unknown(format!(
-        "Metal quantized storage ({what}) is not modelled by the prediction"
-    ))])
-}
 
 /// Reading the input back (`flatten_all` copies a non-contiguous one), then an upload.
 fn tensor_from_host(c: &Ctx) -> Result<Vec<Step>, String> {
@@ -133,6 +122,14 @@ pub fn route(op: &str) -> Option<Route> {
         .iter()
         .find(|(name, ..)| *name == op)
         .map(|(_, r, _)| *r)
+        .or_else(|| super::unmodelled::is_unmodelled(op).then_some(unmodelled as Route))
+}
+
+/// The route of an op in `unmodelled::UNMODELLED`: unknown, saying why.
+fn unmodelled(_: &Ctx) -> Result<Vec<Step>, String> {
+    Ok(vec![Step::Unknown(
+        "this op's Metal path is not modelled by the prediction yet (metal::unmodelled)".into(),
+    )])
 }
 
 fn index_select(c: &Ctx) -> Result<Vec<Step>, String> {
