@@ -72,10 +72,6 @@ pub const EXCLUDED: &[(&str, &str)] = &[
     ),
     ("is_fortran_contiguous", "metadata accessor: no kernel runs"),
     (
-        "to_device",
-        "device transfer: every sweep cell moves its inputs with it and reads its results back",
-    ),
-    (
         "QTensor::new",
         "wraps already-quantized bytes (file loading): nothing is computed",
     ),

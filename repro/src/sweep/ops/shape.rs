@@ -126,7 +126,9 @@ pub(super) const PAD_WITH_ZEROS: Op = Op {
 pub(super) const PAD_WITH_SAME: Op = Op {
     name: "pad_with_same",
     call: "x.pad_with_same(dim, 1, 2)",
-    variants: DIMS_EMPTY,
+    // No empty variant: replicate padding has no edge to repeat there (PyTorch refuses it too),
+    // so such a cell would be outside the contract the sweep plans within.
+    variants: DIMS,
     inputs: x_empty,
     candle: |c, t| t[0].pad_with_same(dim_e(c), 1, 2),
     oracle: |c, h| oracle::pad(&h[0], dim_e(c), 1, 2, true).into(),
