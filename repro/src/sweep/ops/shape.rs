@@ -265,6 +265,16 @@ pub(super) const UNFOLD: Op = Op {
     name: "unfold",
     call: "x.unfold(dim, size, step)",
     variants: &["dim 1, size 2, step 1", "dim 0, size 2, step 2"],
+    // Both dims at least the window (2), so every planned cell is inside unfold's contract.
+    inputs: |c, rng| {
+        vec![data(
+            "x",
+            c,
+            c.dtype(),
+            &[k(c, 0).max(2), k(c, 1).max(2)],
+            rng,
+        )]
+    },
     candle: |c, t| {
         let (d, size, step) = UNFOLDS[c.variant];
         t[0].unfold(d, size, step)
