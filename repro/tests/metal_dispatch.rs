@@ -249,7 +249,7 @@ fn every_op_and_dtype_gets_an_outcome() {
         for o in r.outcomes() {
             check_against_library(m, o);
             if let MetalOutcome::Unknown(why) = o {
-                if !metal::unmodelled::is_unmodelled(&r.op) {
+                if !metal::unmodelled::is_unmodelled(r.op) {
                     unknown.push(format!("{}: {why}", r.label()));
                 }
             }
