@@ -84,7 +84,10 @@ pub fn versions_line(r: &RootCause, data: &Data) -> String {
             .filter(|v| state(v) == "absent")
             .collect();
         let ran = shows.len() + absent.len();
-        let mut text = if shows.is_empty() {
+        let mut text = if ran == 0 {
+            // No release was run for these ids: "not shown" would read as "does not reproduce".
+            format!("{b}: seen on {}; older releases not run", data.pinned)
+        } else if shows.is_empty() {
             format!("{b}: not shown in the {ran} releases that ran")
         } else {
             format!("{b}: shows in {}", version_span(&releases, &shows))

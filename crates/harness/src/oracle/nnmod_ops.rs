@@ -120,6 +120,12 @@ pub fn batch_norm_train(x: &HostTensor, w: &HostTensor, b: &HostTensor, eps: f64
     normalise(x, &mean, &var, w, b, eps)
 }
 
+/// The smallest per-channel biased variance of `x` over every dim but dim 1 (what training
+/// normalises by): a channel constant over the batch gives 0.
+pub fn smallest_batch_variance(x: &HostTensor) -> f64 {
+    channel_stats(x).1.into_iter().fold(f64::INFINITY, f64::min)
+}
+
 /// The running variance after one training step of `torch.nn.BatchNorm*d`:
 /// `(1 − momentum)·running_var + momentum·var_unbiased` (PyTorch updates with the unbiased
 /// variance, `n/(n − 1)` times the biased one, n the elements per channel).
@@ -188,41 +194,85 @@ pub fn group_norm(
     })
 }
 
-/// What a ring buffer of `max` positions along `dim` returns after appending `chunks` in turn
-/// (candle-nn's `RotatingCache::append` contract): position `p` of the stream sits at slot
-/// `p mod max`; the buffer is returned whole once `max` positions were seen, its first
-/// `seen` slots before; a chunk of `max` or more positions is returned as it is.
-pub fn ring_buffer(chunks: &[&HostTensor], dim: usize, max: usize) -> OracleResult {
+/// What a rotating buffer of `max` slots along `dim` returns after appending `chunks` in turn,
+/// in the layout candle-nn's `RotatingCache::positions` describes: each chunk shorter than
+/// `max` is written from the write offset on, wrapping at `max`; a chunk of `max` positions or
+/// more leaves its last `max` in slots `0..max`, resets the offset to 0 and is itself returned.
+/// Otherwise the buffer is returned whole once `max` positions were seen, its first `seen`
+/// slots before.
+pub fn rotating_cache(chunks: &[&HostTensor], dim: usize, max: usize) -> OracleResult {
     let first = chunks[0];
     let (outer, _, inner) = lines(&first.shape, dim);
     let mut buf = vec![0.0; outer * max * inner];
-    let mut seen = 0;
-    let mut last = None;
+    let (mut seen, mut offset) = (0, 0);
+    let mut result = None;
     for ch in chunks {
         let (_, len, _) = lines(&ch.shape, dim);
+        seen += len;
+        // The chunk's positions that land in the buffer, and the slot of the first.
+        let (skip, start) = if len >= max {
+            (len - max, 0)
+        } else {
+            (0, offset)
+        };
         for o in 0..outer {
-            for i in 0..len {
+            for i in skip..len {
+                let slot = (start + i - skip) % max;
                 for r in 0..inner {
-                    let slot = (seen + i) % max;
                     buf[(o * max + slot) * inner + r] = ch.values[(o * len + i) * inner + r];
                 }
             }
         }
+        if len >= max {
+            offset = 0;
+            result = Some((*ch).clone());
+            continue;
+        }
+        offset = (offset + len) % max;
+        let keep = seen.min(max);
+        let mut shape = first.shape.clone();
+        shape[dim] = keep;
+        let mut values = Vec::with_capacity(outer * keep * inner);
+        for o in 0..outer {
+            values.extend_from_slice(&buf[o * max * inner..(o * max + keep) * inner]);
+        }
+        result = Some(out(first.dtype, shape, values));
+    }
+    Ok(result.expect("at least one chunk"))
+}
+
+/// What candle-nn's `ScatteredKvCache` of `context` slots along dim 2 holds after appending
+/// `chunks` `(b, h, s, d)` with every batch entry active, as its `ScatteredCacheBuilder`'s
+/// indices and mask describe it: stream position `p` sits in slot `p mod context` (the
+/// builder's index advances by one per position and wraps), so a chunk of `context` positions
+/// or more leaves its last `context` there. The last append returns the chunk itself when it
+/// is that long (the cache's documented shortcut), the whole buffer otherwise.
+pub fn scattered_cache(chunks: &[&HostTensor], context: usize) -> OracleResult {
+    let first = chunks[0];
+    let (outer, _, inner) = lines(&first.shape, 2);
+    let mut buf = vec![0.0; outer * context * inner];
+    let mut seen = 0;
+    let mut result = None;
+    for ch in chunks {
+        let (_, len, _) = lines(&ch.shape, 2);
+        for o in 0..outer {
+            for i in len.saturating_sub(context)..len {
+                let slot = (seen + i) % context;
+                for r in 0..inner {
+                    buf[(o * context + slot) * inner + r] = ch.values[(o * len + i) * inner + r];
+                }
+            }
+        }
         seen += len;
-        last = Some((ch, len));
+        result = Some(if len >= context {
+            (*ch).clone()
+        } else {
+            let mut shape = first.shape.clone();
+            shape[2] = context;
+            out(first.dtype, shape, buf.clone())
+        });
     }
-    let (ch, len) = last.expect("at least one chunk");
-    if len >= max {
-        return Ok((*ch).clone());
-    }
-    let keep = seen.min(max);
-    let mut shape = first.shape.clone();
-    shape[dim] = keep;
-    let mut values = Vec::with_capacity(outer * keep * inner);
-    for o in 0..outer {
-        values.extend_from_slice(&buf[o * max * inner..(o * max + keep) * inner]);
-    }
-    Ok(out(first.dtype, shape, values))
+    Ok(result.expect("at least one chunk"))
 }
 
 /// candle-nn's `InterleavedKvCache` layout: k and v `(1, h, s, d)` become `(s, h, 2·d)`, the

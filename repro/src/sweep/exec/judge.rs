@@ -149,7 +149,7 @@ pub fn rejudge(
     let grads = reference_grads(op, cell, &inputs, &which, w)
         .ok_or_else(|| format!("{pass}: no reference gradient"))?;
     let want = &grads[at];
-    let b = backward_bounds(cell, want, gradient_terms_scale(w, &hosts, out));
+    let b = backward_bounds(cell, want, gradient_terms_scale(op, cell, w, &hosts, out));
     let r = Reference::Values(want.clone());
     Ok(judge(cell, &inputs, &r, obs, Some(&b), OutputCheck::Values))
 }

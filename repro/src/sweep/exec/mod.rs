@@ -82,7 +82,7 @@ pub fn run_cell(op: &Op, cell: &Cell, backends: &[(String, &Device)]) -> (Vec<Fi
         .map(|want| forward_bounds(op, cell, &hosts, want));
     let grad_bounds: Option<Vec<Bounds>> = match (&ref_grads, &w, &ref_values) {
         (Some(g), Some(w), Some(out)) => {
-            let scale = gradient_terms_scale(w, &hosts, out);
+            let scale = gradient_terms_scale(op, cell, w, &hosts, out);
             Some(
                 g.iter()
                     .map(|want| backward_bounds(cell, want, scale))

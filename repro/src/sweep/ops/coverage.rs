@@ -76,6 +76,10 @@ const VARIANTS: &[&str] = &[
 /// A cell's format, whether it has one row, and whether its `k` is ragged.
 fn variant(c: &Cell) -> (GgmlDType, &'static str, bool, bool) {
     let v = c.variant;
+    if c.op == QGEMV_FUSED_SHARED_LHS.name {
+        let (d, name) = FORMATS[v];
+        return (d, name, true, false);
+    }
     if v >= 2 * FORMATS.len() {
         let (d, name) = FORMATS[if v == 2 * FORMATS.len() { 0 } else { 8 }];
         return (d, name, false, true);
@@ -123,10 +127,22 @@ fn dequantized(c: &Cell, w: &HostTensor) -> Option<HostTensor> {
     Some(HostTensor::new(DType::F64, &w.shape, values))
 }
 
+/// The weights `[n, k]` a cell multiplies: its second input, or for the fused op its two
+/// weight inputs one above the other.
+fn weights(c: &Cell, h: &[HostTensor]) -> HostTensor {
+    if c.op == QGEMV_FUSED_SHARED_LHS.name {
+        if let Ok(w) = oracle::cat(&[&h[1], &h[2]], 0) {
+            return w;
+        }
+    }
+    h[1].clone()
+}
+
 /// The activations' quantization error bound of each output (see
 /// `ErrorModel::QuantizedActivations`), before the output's own rounding.
 pub fn qmatmul_bound(c: &Cell, h: &[HostTensor]) -> Vec<f64> {
-    let (x, w) = (&h[0], &h[1]);
+    let x = &h[0];
+    let w = &weights(c, h);
     let (d, name, _, _) = variant(c);
     let Some(wq) = dequantized(c, w) else {
         return Vec::new();
@@ -199,6 +215,76 @@ pub(super) const QMATMUL: Op = Op {
             v[1],
             variant(c).1,
             v[0]
+        )
+    },
+    grads: &[],
+    check: OutputCheck::Values,
+    error: ErrorModel::QuantizedActivations,
+    indexed: false,
+    layout_pairs: false,
+    values: &[],
+};
+
+/// The formats' names, one variant each.
+const FORMAT_NAMES: &[&str] = &[
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2K", "Q3K", "Q4K", "Q5K", "Q6K", "Q8K",
+];
+
+/// `QTensor::gemv_fused_shared_lhs`: one activation row times two quantized weights of one
+/// format, fused where candle has a kernel for it (the CPU on aarch64 with dotprod and on
+/// x86-64 with AVX-512 VNNI, for the formats and shapes its repacked kernels take). Elsewhere
+/// it returns `None`, and the op then multiplies with `QMatMul::forward` per weight, as a
+/// caller must: on such a machine (this project's CI runner among them) the cells check that
+/// fallback, and a run on an ARM or AVX-512 VNNI CPU checks the fused kernel. Reference and
+/// error model as for `qmatmul`, over the two weights one above the other.
+pub(super) const QGEMV_FUSED_SHARED_LHS: Op = Op {
+    name: "qgemv_fused_shared_lhs",
+    call: "QTensor::gemv_fused_shared_lhs(&[&QTensor::quantize(&w1, …)?, &QTensor::quantize(&w2, …)?], &x) (None: QMatMul::forward per weight)",
+    dtypes: ACTIVATIONS,
+    aux: NONE,
+    variants: FORMAT_NAMES,
+    knobs: 3,
+    inputs: |c, rng| {
+        let (m, kk, n) = shapes(c);
+        vec![
+            data("x", c, c.dtype(), &[m, kk], rng),
+            data("w1", c, c.dtype(), &[n, kk], rng),
+            data("w2", c, c.dtype(), &[n, kk], rng),
+        ]
+    },
+    candle: |c, t| {
+        let (q1, q2) = (quantized(&t[1], c)?, quantized(&t[2], c)?);
+        match QTensor::gemv_fused_shared_lhs(&[&q1, &q2], &t[0])? {
+            Some(outs) => Tensor::cat(&outs, 1),
+            None => Tensor::cat(
+                &[
+                    QMatMul::from_qtensor(q1)?.forward(&t[0])?,
+                    QMatMul::from_qtensor(q2)?.forward(&t[0])?,
+                ],
+                1,
+            ),
+        }
+    },
+    oracle: |c, h| match dequantized(c, &weights(c, h)) {
+        Some(w) => oracle::qmatmul(&h[0], &w, variant(c).0.block_size()).into(),
+        None => Reference::Unspecified("candle could not quantize the weights".into()),
+    },
+    code: |c, v| {
+        let q = |w: &str| {
+            format!(
+                "candle_core::quantized::QTensor::quantize(&{w}, candle_core::quantized::GgmlDType::{})?",
+                variant(c).1
+            )
+        };
+        format!(
+            "{{ let (q1, q2) = ({}, {}); \
+             match candle_core::quantized::QTensor::gemv_fused_shared_lhs(&[&q1, &q2], &{x})? {{ \
+             Some(outs) => Tensor::cat(&outs, 1)?, \
+             None => Tensor::cat(&[candle_core::Module::forward(&candle_core::quantized::QMatMul::from_qtensor(q1)?, &{x})?, \
+             candle_core::Module::forward(&candle_core::quantized::QMatMul::from_qtensor(q2)?, &{x})?], 1)? }} }}",
+            q(v[1]),
+            q(v[2]),
+            x = v[0]
         )
     },
     grads: &[],

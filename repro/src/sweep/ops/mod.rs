@@ -16,6 +16,7 @@ mod coverage;
 mod elementwise;
 mod indexing;
 mod inputs;
+mod kvcache;
 mod matmul;
 mod nnmod;
 mod nnops;
@@ -37,6 +38,7 @@ use harness::host::HostTensor;
 use harness::oracle::{self, Rejection};
 
 pub use coverage::qmatmul_bound;
+pub use quant::quantized_weights_bound;
 pub use training::adamw_step;
 
 /// What the oracle says a cell should return.
@@ -98,6 +100,13 @@ pub enum ErrorModel {
     /// accumulation of the per-block (or per-16-value) partial sums, `(k/16 + 4)·u(f32)·Σ|x·w̃|`,
     /// and the output's rounding, `2u|want|` (`ops::qmatmul_bound`).
     QuantizedActivations,
+    /// Weights quantized to a k-quant format and read back (`QTensor::quantize_imatrix`):
+    /// 2 to 6 bits per value in super-blocks of 256 with quantized sub-block scales (and
+    /// minimums), fitted to importance weights, so no one value's error is promised; each is
+    /// only bounded by its super-block's span, `max(max_b − min_b, max_b|x|)`
+    /// (`ops::quantized_weights_bound`). Loose by design: it catches values put in the wrong
+    /// block, wrong scales and non-finite results, not the quantization's quality.
+    QuantizedWeights,
 }
 
 /// How an output is judged against the reference.
@@ -394,7 +403,9 @@ pub static OPS: &[Op] = &[
     nnops::IDENTITY,
     nnops::DROPOUT,
     coverage::QMATMUL,
+    coverage::QGEMV_FUSED_SHARED_LHS,
     quant::QDEQUANTIZE,
+    quant::QQUANTIZE_IMATRIX,
     quant::QMATMUL_FLOAT,
     quant::QMATMUL_VIA_F16,
     quant::QEMBEDDING,
@@ -406,6 +417,10 @@ pub static OPS: &[Op] = &[
     nnmod::CONV_TRANSPOSE2D_MODULE,
     nnmod::GROUP_NORM_MODULE,
     nnmod::DROPOUT_MODULE,
+    nnmod::BATCH_NORM_MODULE,
+    kvcache::KV_CACHE_APPEND,
+    kvcache::ROTATING_KV_CACHE_APPEND,
+    kvcache::INTERLEAVED_KV_CACHE_APPEND,
 ];
 
 impl Op {

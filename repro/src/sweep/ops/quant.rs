@@ -38,6 +38,11 @@ fn format_of(name: &str) -> GgmlDType {
     match name {
         "Q4_0" => GgmlDType::Q4_0,
         "Q8_0" => GgmlDType::Q8_0,
+        "Q2K" => GgmlDType::Q2K,
+        "Q3K" => GgmlDType::Q3K,
+        "Q4K" => GgmlDType::Q4K,
+        "Q5K" => GgmlDType::Q5K,
+        "Q6K" => GgmlDType::Q6K,
         "F32" => GgmlDType::F32,
         "F16" => GgmlDType::F16,
         _ => GgmlDType::BF16,
@@ -383,6 +388,89 @@ pub(super) const TENSOR_EMBEDDING: Op = Op {
     check: OutputCheck::Values,
     error: ErrorModel::Rounded,
     indexed: true,
+    layout_pairs: false,
+    values: &[],
+};
+
+/// The k-quant formats candle quantizes with an importance matrix (the others panic,
+/// "unimplemented"), each by `quantize_imatrix` and by `quantize_imatrix_onto` the device.
+const IMATRIX: &[&str] = &[
+    "quantize_imatrix Q2K",
+    "quantize_imatrix Q3K",
+    "quantize_imatrix Q4K",
+    "quantize_imatrix Q5K",
+    "quantize_imatrix Q6K",
+    "quantize_imatrix_onto Q2K",
+    "quantize_imatrix_onto Q3K",
+    "quantize_imatrix_onto Q4K",
+    "quantize_imatrix_onto Q5K",
+    "quantize_imatrix_onto Q6K",
+];
+
+/// The importance weights of a row of `n`: positive, uneven (1 + i mod 7), so the fit
+/// weighs some values more.
+fn importance(n: usize) -> Vec<f32> {
+    (0..n).map(|i| 1.0 + (i % 7) as f32).collect()
+}
+
+/// Per element: the span of its 256-value super-block of `x` (rows along the last dim),
+/// `max(max_b − min_b, max_b|x|)` (see `ErrorModel::QuantizedWeights`).
+pub fn quantized_weights_bound(h: &[HostTensor]) -> Vec<f64> {
+    let x = &h[0];
+    let mut out = Vec::with_capacity(x.values.len());
+    for b in x.values.chunks(256) {
+        let (lo, hi) = b
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, u), v| {
+                (l.min(*v), u.max(*v))
+            });
+        let amax = b.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        out.extend(std::iter::repeat_n((hi - lo).max(amax), b.len()));
+    }
+    out
+}
+
+pub(super) const QQUANTIZE_IMATRIX: Op = Op {
+    name: "qquantize_imatrix",
+    call: "QTensor::quantize_imatrix(&w, &imatrix, GgmlDType::…)? | QTensor::quantize_imatrix_onto(&w_cpu, &imatrix, GgmlDType::…, &dev)?, then .dequantize(&dev)",
+    dtypes: F32,
+    aux: NONE,
+    variants: IMATRIX,
+    knobs: 2,
+    inputs: |c, rng| vec![data("w", c, c.dtype(), &[k(c, 0), 256 * k(c, 1).min(2)], rng)],
+    candle: |c, t| {
+        let dev = t[0].device();
+        let fmt = format_of(fmt_name(c, IMATRIX));
+        let weights = importance(t[0].dim(1)?);
+        let q = if c.variant < 5 {
+            QTensor::quantize_imatrix(&t[0], &weights, fmt)?
+        } else {
+            QTensor::quantize_imatrix_onto(&t[0].to_device(&Device::Cpu)?, &weights, fmt, dev)?
+        };
+        q.dequantize(dev)
+    },
+    oracle: |_, h| oracle::identity(&h[0]).into(),
+    code: |c, v| {
+        let name = fmt_name(c, IMATRIX);
+        let w = v[0];
+        let weights = format!("(0..{w}.dim(1)?).map(|i| 1.0 + (i % 7) as f32).collect::<Vec<f32>>()");
+        let q = if c.variant < 5 {
+            format!(
+                "candle_core::quantized::QTensor::quantize_imatrix(&{w}, &{weights}, \
+                 candle_core::quantized::GgmlDType::{name})?"
+            )
+        } else {
+            format!(
+                "candle_core::quantized::QTensor::quantize_imatrix_onto(&{w}.to_device(&candle_core::Device::Cpu)?, \
+                 &{weights}, candle_core::quantized::GgmlDType::{name}, {w}.device())?"
+            )
+        };
+        format!("candle_core::quantized::QTensor::dequantize(&{q}, {w}.device())?")
+    },
+    grads: &[],
+    check: OutputCheck::Values,
+    error: ErrorModel::QuantizedWeights,
+    indexed: false,
     layout_pairs: false,
     values: &[],
 };
