@@ -186,6 +186,7 @@ pub fn plot_by(
             None => series.push(crate::plot::Series {
                 label,
                 points: vec![(x, stats.median_ms)],
+                ..Default::default()
             }),
         }
     }

@@ -18,7 +18,7 @@ use bench::bench;
 use candle_core::DType;
 use clap::Parser;
 use counter::find_counter;
-use report::{plot, render};
+use report::{plot, plot_json, render};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -60,6 +60,10 @@ struct Args {
     /// sync) or `busiest` (the default: C = the busiest expert's count, one host read per forward).
     #[arg(long, default_value = "busiest", value_parser = ["busiest", "tokens"])]
     sorted_capacity: String,
+    /// Redraw the chart of a written report (`moe_bench.json`) into `moe_bench.svg` beside it,
+    /// measuring nothing.
+    #[arg(long, value_name = "JSON")]
+    replot: Option<PathBuf>,
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -77,6 +81,9 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let args = Args::parse();
     let usage = |m: String| harness::cli::fail(EXIT_USAGE, m);
+    if let Some(json) = &args.replot {
+        return replot(json);
+    }
     let dtypes: Vec<DType> = match args.dtypes.iter().map(|s| parse_dtype(s)).collect() {
         Ok(d) => d,
         Err(e) => return usage(e),
@@ -131,4 +138,28 @@ fn main() -> ExitCode {
         print!("{text}");
     }
     ExitCode::SUCCESS
+}
+
+/// `--replot`: the chart of a written report, redrawn beside it.
+fn replot(json: &std::path::Path) -> ExitCode {
+    let fail = |m: String| harness::cli::fail(EXIT_USAGE, m);
+    let text = match std::fs::read_to_string(json) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("{}: {e}", json.display())),
+    };
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("{}: not a moe_bench report: {e}", json.display())),
+    };
+    let Some(svg) = plot_json(&value) else {
+        return fail(format!("{}: no fwd+bwd records to plot", json.display()));
+    };
+    let path = json.with_extension("svg");
+    match harness::report::write_atomic(&path, &svg) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("{}: {e}", path.display())),
+    }
 }

@@ -67,41 +67,52 @@ pub(crate) fn render(r: &Report) -> String {
     s
 }
 
-/// fwd+bwd ms vs D at the largest T, one line per strategy and dtype.
+/// fwd+bwd time vs D at the largest T, one colour per strategy and one line style per dtype.
 pub(crate) fn plot(r: &Report) -> Option<String> {
-    let t_max = r
-        .records
+    plot_json(&serde_json::to_value(r).ok()?)
+}
+
+/// The same chart from a report's JSON (a committed `moe_bench.json`, for `--replot`).
+pub(crate) fn plot_json(r: &serde_json::Value) -> Option<String> {
+    let records = r["records"].as_array()?;
+    let t_max = records
         .iter()
-        .filter_map(|x| x.config["tokens"].as_u64())
+        .filter_map(|x| x["config"]["tokens"].as_u64())
         .max()?;
+    let mut dtypes: Vec<String> = Vec::new();
     let mut series: Vec<Series> = Vec::new();
-    for rec in r
-        .records
-        .iter()
-        .filter(|x| x.config["tokens"].as_u64() == Some(t_max) && x.config["pass"] == "fwd+bwd")
-    {
-        let Some(stats) = &rec.stats else { continue };
-        let label = format!(
-            "{} {}",
-            rec.config["strategy"].as_str()?,
-            rec.config["dtype"].as_str()?
-        );
-        let p = (rec.config["d"].as_f64()?, stats.median_ms);
+    for rec in records.iter().filter(|x| {
+        x["config"]["tokens"].as_u64() == Some(t_max) && x["config"]["pass"] == "fwd+bwd"
+    }) {
+        let Some(median) = rec["stats"]["median_ms"].as_f64() else {
+            continue;
+        };
+        let strategy = rec["config"]["strategy"].as_str()?;
+        let dtype = rec["config"]["dtype"].as_str()?.to_string();
+        if !dtypes.contains(&dtype) {
+            dtypes.push(dtype.clone());
+        }
+        let label = format!("{strategy} {dtype}");
+        let p = (rec["config"]["d"].as_f64()?, median);
         match series.iter_mut().find(|s| s.label == label) {
             Some(s) => s.points.push(p),
             None => series.push(Series {
                 label,
                 points: vec![p],
+                group: Some(strategy.to_string()),
+                style: dtypes.iter().position(|d| *d == dtype).unwrap_or(0),
             }),
         }
     }
+    let target = &r["environment"]["target"];
     line_chart_svg(
         &format!(
-            "moe_bench fwd+bwd, T = {t_max}, on {:#}",
-            r.environment.target
+            "moe_bench fwd+bwd, T = {t_max}, on {} ({})",
+            target["location"].as_str()?,
+            target["name"].as_str()?
         ),
         "model width D",
-        "median ms",
+        "median time per step (log scale)",
         &series,
     )
     .ok()
