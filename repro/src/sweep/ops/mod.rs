@@ -419,7 +419,9 @@ pub static OPS: &[Op] = &[
     nnmod::DROPOUT_MODULE,
     nnmod::BATCH_NORM_MODULE,
     kvcache::KV_CACHE_APPEND,
+    kvcache::CONCAT_KV_CACHE_APPEND,
     kvcache::ROTATING_KV_CACHE_APPEND,
+    kvcache::SCATTERED_KV_CACHE_APPEND,
     kvcache::INTERLEAVED_KV_CACHE_APPEND,
 ];
 

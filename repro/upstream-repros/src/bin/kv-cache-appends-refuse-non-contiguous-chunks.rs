@@ -1,11 +1,10 @@
 use candle_core::{Device, Tensor};
 
 fn run(dev: &Device) -> candle_core::Result<Tensor> {
-    let k1 = Tensor::from_vec(vec![7f32, -2.0, 7.0, 7.0, -1.0, 7.0], (1, 1, 2, 3), dev)?
-        .narrow(3, 1, 1)?;
-    let v1 = Tensor::from_vec(vec![-2f32, -1.0], (1, 1, 2, 1), dev)?;
-    let k2 = Tensor::from_vec(vec![-2f32], (1, 1, 1, 1), dev)?;
-    let v2 = Tensor::from_vec(vec![-2f32], (1, 1, 1, 1), dev)?;
+    let k1 = Tensor::from_vec(vec![-2f32, -1.0], (1, 1, 1, 2), dev)?;
+    let v1 = Tensor::from_vec(vec![-2f32, -1.0], (1, 1, 1, 2), dev)?;
+    let k2 = Tensor::from_vec(vec![-2f32, 0.0, -1.0, 1.0], (1, 1, 2, 2), dev)?.t()?;
+    let v2 = Tensor::from_vec(vec![-2f32, -1.0, 0.0, 1.0], (1, 1, 2, 2), dev)?;
     Ok({
         let mut cache = candle_nn::kv_cache::Cache::new(2, k1.dim(2)?);
         cache.append(&k1)?;
