@@ -177,6 +177,18 @@ fn rotation_terms(hosts: &[HostTensor]) -> f64 {
     max_abs(&hosts[..1]) * (max_abs(&hosts[1..2]) + max_abs(&hosts[2..3]))
 }
 
+/// The bounds of a quantized op: `2u|want|` plus a per-element bound computed in f64
+/// (`bound`, zero where its length does not match the output's).
+fn quantized_bounds(want: &HostTensor, bound: Vec<f64>, model: &str) -> Bounds {
+    let u = unit_roundoff(want.dtype);
+    let q: Vec<f64> = if bound.len() == want.values.len() {
+        bound.iter().map(|b| b / u).collect()
+    } else {
+        vec![0.0; want.values.len()]
+    };
+    Bounds::new(want.dtype, &want.values, 2.0, 1.0, &q, 0.0, model.into())
+}
+
 /// The forward pass's bounds for `want`, from `op.error` (see `ErrorModel`).
 pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTensor) -> Bounds {
     let n = accumulation_terms(cell, want.dtype);
@@ -275,49 +287,16 @@ pub fn forward_bounds(op: &Op, cell: &Cell, hosts: &[HostTensor], want: &HostTen
                 "rotation: 2u|want| + 2u·max|x|·(max|cos| + max|sin|)".into(),
             )
         }
-        ErrorModel::QuantizedActivations => {
-            let u = unit_roundoff(d);
-            let q: Vec<f64> = crate::sweep::ops::qmatmul_bound(cell, hosts)
-                .iter()
-                .map(|b| b / u)
-                .collect();
-            let q = if q.len() == want.values.len() {
-                q
-            } else {
-                zeros.clone()
-            };
-            Bounds::new(
-                d,
-                &want.values,
-                2.0,
-                1.0,
-                &q,
-                0.0,
-                "quantized activations: 2u|want| + Σ_b 0.6·amax_b(x)/127·(Σ_b|w̃| (+3.5·max_b|w̃| for _1 formats)) + (k/16+4)·u(f32)·Σ|x·w̃|".into(),
-            )
-        }
-        ErrorModel::QuantizedWeights => {
-            let u = unit_roundoff(d);
-            let q: Vec<f64> = crate::sweep::ops::quantized_weights_bound(hosts)
-                .iter()
-                .map(|b| b / u)
-                .collect();
-            let q = if q.len() == want.values.len() {
-                q
-            } else {
-                zeros.clone()
-            };
-            Bounds::new(
-                d,
-                &want.values,
-                2.0,
-                1.0,
-                &q,
-                0.0,
-                "quantized weights: 2u|want| + the super-block's span max(max_b − min_b, max_b|x|)"
-                    .into(),
-            )
-        }
+        ErrorModel::QuantizedActivations => quantized_bounds(
+            want,
+            crate::sweep::ops::qmatmul_bound(cell, hosts),
+            "quantized activations: 2u|want| + Σ_b 0.6·amax_b(x)/127·(Σ_b|w̃| (+3.5·max_b|w̃| for _1 formats)) + (k/16+4)·u(f32)·Σ|x·w̃|",
+        ),
+        ErrorModel::QuantizedWeights => quantized_bounds(
+            want,
+            crate::sweep::ops::quantized_weights_bound(hosts),
+            "quantized weights: 2u|want| + the super-block's span max(max_b − min_b, max_b|x|)",
+        ),
         ErrorModel::LogNormalised => {
             let m = max_abs(std::slice::from_ref(want)).max(max_abs(&hosts[..1]));
             Bounds::new(
