@@ -159,7 +159,7 @@ pub fn line_chart_svg(
                     1 => (8, 5),
                     _ => (2, 4),
                 };
-                DashedPathElement::new(vec![(x, y), (x + 24, y)].into_iter(), dash, gap, line)
+                DashedPathElement::new(vec![(x, y), (x + 24, y)], dash, gap, line)
             });
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
