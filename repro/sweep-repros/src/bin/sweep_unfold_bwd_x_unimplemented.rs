@@ -4,10 +4,10 @@
 //! Depends on candle-core and candle-nn only. Run: `cargo run -- [cpu|cuda|metal]`; it prints
 //! the result on the CPU and on the chosen device.
 //!
-//! Expected (plain-Rust oracle, backward x): f32 [1, 3] [-0.5000000000032756, 1.5000000000015, -0.9999999999982244]
+//! Expected (plain-Rust oracle, backward x): f32 [2, 3] [-0.4999999999921733, 1.4999999999987244, -1.0000000000065512, 0.4999999999921733, 0, -0.5000000000032756]
 //! Observed when generated:
-//!   cpu: error: Shape mismatch, got buffer of size 4 which is compatible with shape [1, 3]
-//!   cuda: error: Shape mismatch, got buffer of size 4 which is compatible with shape [1, 3]
+//!   cpu: error: Shape mismatch, got buffer of size 8 which is compatible with shape [2, 3]
+//!   cuda: error: Shape mismatch, got buffer of size 8 which is compatible with shape [2, 3]
 
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -33,18 +33,24 @@ fn flat(t: &Tensor) -> candle_core::Result<(String, Vec<f64>)> {
 fn run(dev: &Device) -> candle_core::Result<(String, Vec<f64>)> {
     // x (contiguous): a variable, seen by the op through `itself`.
     let x_var = Var::from_tensor(
-        &Tensor::new(&[-2.0f64, -1.0f64, 0.0f64], &Device::Cpu)?
-            .reshape((1, 3))?
-            .to_dtype(DType::F32)?
-            .to_device(dev)?,
+        &Tensor::new(
+            &[-2.0f64, -1.0f64, 0.0f64, 1.0f64, 2.0f64, -2.0f64],
+            &Device::Cpu,
+        )?
+        .reshape((2, 3))?
+        .to_dtype(DType::F32)?
+        .to_device(dev)?,
     )?;
     let x = x_var.as_tensor().clone();
     let out = x.unfold(1, 2, 1)?;
     // loss = sum(out * w); its gradient with respect to `x` is printed.
-    let w = Tensor::new(&[-0.5, 1.0, 0.5, -1.0f64], &Device::Cpu)?
-        .reshape(out.shape())?
-        .to_dtype(out.dtype())?
-        .to_device(dev)?;
+    let w = Tensor::new(
+        &[-0.5, 1.0, 0.5, -1.0, 0.5, 1.0, -1.0, -0.5f64],
+        &Device::Cpu,
+    )?
+    .reshape(out.shape())?
+    .to_dtype(out.dtype())?
+    .to_device(dev)?;
     let grads = (out * w)?.sum_all()?.backward()?;
     match grads.get(x_var.as_tensor()) {
         Some(g) => flat(g),

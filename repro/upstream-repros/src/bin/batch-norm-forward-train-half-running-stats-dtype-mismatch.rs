@@ -32,5 +32,6 @@ fn show(dev: &Device) {
 
 fn main() -> candle_core::Result<()> {
     show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
     Ok(())
 }

@@ -25,5 +25,6 @@ fn show(dev: &Device) {
 fn main() -> candle_core::Result<()> {
     candle_core::display::set_precision(9);
     show(&Device::Cpu);
+    show(&Device::new_cuda(0)?);
     Ok(())
 }
