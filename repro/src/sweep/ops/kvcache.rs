@@ -56,12 +56,17 @@ fn window(c: &Cell) -> usize {
     chunks(c).2
 }
 
-/// Two results side by side along dim 2.
-fn both(k: OracleResult, v: OracleResult) -> Reference {
-    match (k, v) {
-        (Ok(k), Ok(v)) => oracle::cat(&[&k, &v], 2).into(),
+/// Two results concatenated along `dim` (the first refusal, if either refuses).
+fn joined(a: OracleResult, b: OracleResult, dim: usize) -> Reference {
+    match (a, b) {
+        (Ok(a), Ok(b)) => oracle::cat(&[&a, &b], dim).into(),
         (Err(e), _) | (_, Err(e)) => Err::<HostTensor, _>(e).into(),
     }
+}
+
+/// Keys and values side by side along dim 2, as the ops return them.
+fn both(k: OracleResult, v: OracleResult) -> Reference {
+    joined(k, v, 2)
 }
 
 fn kv_cat(k: Tensor, v: Tensor) -> candle_core::Result<Tensor> {
@@ -280,12 +285,12 @@ pub(super) const INTERLEAVED_KV_CACHE_APPEND: Op = Op {
         cache.append(&t[0], &t[1])?;
         cache.append(&t[2], &t[3])
     },
-    oracle: |_, h| match (
-        oracle::interleave_kv(&h[0], &h[1]),
-        oracle::interleave_kv(&h[2], &h[3]),
-    ) {
-        (Ok(a), Ok(b)) => oracle::cat(&[&a, &b], 0).into(),
-        (Err(e), _) | (_, Err(e)) => Err::<HostTensor, _>(e).into(),
+    oracle: |_, h| {
+        joined(
+            oracle::interleave_kv(&h[0], &h[1]),
+            oracle::interleave_kv(&h[2], &h[3]),
+            0,
+        )
     },
     code: |_, v| {
         format!(
